@@ -1,0 +1,53 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "MailFunnel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mailfunnel", targets: ["mailfunnel"]),
+        .library(name: "Funnel", targets: ["Funnel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // Spool-independent message helpers: header scan, line-end normalisation, mbox From_ quoting.
+        .target(
+            name: "MailMessage",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The engine: sources, sinks, spool, ledger, the exactly-once transfer, config.
+        .target(
+            name: "Funnel",
+            dependencies: [
+                "MailMessage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "mailfunnel",
+            dependencies: [
+                "Funnel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
+        .testTarget(
+            name: "FunnelTests",
+            dependencies: ["Funnel", "MailMessage", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(name: "MailfunnelCLITests", dependencies: ["Funnel"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

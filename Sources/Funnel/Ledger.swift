@@ -1,0 +1,468 @@
+import Foundation
+import GRDB
+
+/// The SQLite record of every message MailFunnel has handled: the heart of exactly-once delivery.
+///
+/// Each method that changes state is one committed transaction and takes a whole batch of messages
+/// (a group commit): the runner calls it only after the side effects it records have happened
+/// (`markDelivered` after the sink's flush) or before it starts them (`markPending` before delivery).
+/// WAL mode with `synchronous=FULL`: a returned call is on disk.
+public final class Ledger: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// `$XDG_DATA_HOME/mailfunnel/ledger.sqlite`, or `~/.local/share/mailfunnel/ledger.sqlite`.
+    public static var defaultPath: String {
+        let env = ProcessInfo.processInfo.environment
+        let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.local/share")
+        return base + "/mailfunnel/ledger.sqlite"
+    }
+
+    /// Opens (creating and migrating when needed) the ledger at `path`.
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        var config = Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+        }
+        do {
+            if !readOnly {
+                let dir = (path as NSString).deletingLastPathComponent
+                if !dir.isEmpty {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                }
+            }
+            pool = try DatabasePool(path: path, configuration: config)
+            if !readOnly {
+                try Self.migrator.migrate(pool)
+            }
+        } catch let error as DatabaseError {
+            throw FunnelError.ledger(path: path, message: error.message ?? "\(error)")
+        } catch {
+            throw FunnelError.ledger(path: path, message: "\(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE message (
+                    id INTEGER PRIMARY KEY,
+                    account TEXT NOT NULL,
+                    mailbox TEXT NOT NULL,
+                    uid_validity INTEGER NOT NULL DEFAULT 0,
+                    ident TEXT NOT NULL,
+                    state TEXT NOT NULL
+                        CHECK (state IN ('pending', 'delivered', 'disposed', 'failed', 'skipped')),
+                    target TEXT,
+                    target_mailbox TEXT,
+                    sha256 TEXT,
+                    size INTEGER,
+                    message_id TEXT,
+                    target_uidvalidity INTEGER,
+                    target_uidnext INTEGER,
+                    target_ref TEXT,
+                    disposal TEXT,
+                    error_class TEXT,
+                    error_text TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    reason TEXT,
+                    superseded_by TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    UNIQUE (account, mailbox, uid_validity, ident)
+                );
+                -- Recovery reads pending rows at every start.
+                CREATE INDEX message_pending ON message (account) WHERE state = 'pending';
+                -- The per-target multiset of delivered content, and reconciliation by hash.
+                CREATE INDEX message_content ON message (target, sha256);
+                CREATE TABLE watermark (
+                    account TEXT NOT NULL,
+                    mailbox TEXT NOT NULL,
+                    uid_validity INTEGER NOT NULL,
+                    highest_uid INTEGER NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (account, mailbox)
+                );
+                CREATE TABLE run (
+                    id INTEGER PRIMARY KEY,
+                    account TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    finished_at REAL,
+                    listed INTEGER NOT NULL DEFAULT 0,
+                    delivered INTEGER NOT NULL DEFAULT 0,
+                    skipped INTEGER NOT NULL DEFAULT 0,
+                    failed INTEGER NOT NULL DEFAULT 0,
+                    deferred INTEGER NOT NULL DEFAULT 0,
+                    bytes INTEGER NOT NULL DEFAULT 0,
+                    error TEXT
+                );
+                CREATE INDEX run_account ON run (account, id);
+                """)
+        }
+        return m
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as DatabaseError {
+            throw FunnelError.ledger(path: path, message: error.message ?? "\(error)")
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as DatabaseError {
+            throw FunnelError.ledger(path: path, message: error.message ?? "\(error)")
+        }
+    }
+
+    static var now: Double { Date().timeIntervalSince1970 }
+}
+
+/// A message's state in the ledger.
+public enum LedgerState: String, Sendable, CaseIterable {
+    /// The intent is written: delivery may or may not have happened. Recovery decides.
+    case pending
+    /// The target holds it durably; the source still has it.
+    case delivered
+    /// Delivered, and the source's copy deleted or flagged as configured.
+    case disposed
+    /// Could not be delivered; retried on later runs (see `LedgerEntry.isRetryable`).
+    case failed
+    /// Deliberately not delivered (too large, duplicate), with a reason; never retried.
+    case skipped
+}
+
+/// What the ledger knows of one source message.
+public struct LedgerEntry: Sendable, Equatable {
+    public var state: LedgerState
+    public var attempts: Int
+    public var errorClass: String?
+    public var disposal: String?
+
+    /// Permanent failures get this many attempts in all; temporary ones are retried every run.
+    public static let maxPermanentAttempts = 3
+
+    /// Whether a run should try to deliver this message (again).
+    public var isRetryable: Bool {
+        guard state == .failed else { return false }
+        if errorClass == DeliveryError.Class.permanent.rawValue { return attempts < Self.maxPermanentAttempts }
+        return true
+    }
+}
+
+/// The intent recorded before a delivery starts.
+public struct PendingIntent: Sendable {
+    public var key: SourceKey
+    public var sha256: String
+    public var size: Int
+    public var messageID: String?
+    public var target: String
+    public var targetMailbox: String
+    public var watermark: TargetWatermark
+
+    public init(key: SourceKey, sha256: String, size: Int, messageID: String?, target: String,
+                targetMailbox: String, watermark: TargetWatermark) {
+        self.key = key
+        self.sha256 = sha256
+        self.size = size
+        self.messageID = messageID
+        self.target = target
+        self.targetMailbox = targetMailbox
+        self.watermark = watermark
+    }
+}
+
+/// A `pending` row read back at recovery.
+public typealias PendingRecord = PendingIntent
+
+/// A delivery made under a key that is gone, found by content.
+public struct PriorCopy: Sendable, Equatable {
+    public var key: SourceKey
+    public var targetRef: String
+    public var messageID: String?
+}
+
+/// A new key taking over a prior copy's delivery (see `Ledger.priorCopy`).
+public struct Claim: Sendable {
+    public var key: SourceKey
+    public var prior: PriorCopy
+    public var target: String
+    public var targetMailbox: String
+    public var sha256: String
+    public var size: Int
+
+    public init(key: SourceKey, prior: PriorCopy, target: String, targetMailbox: String, sha256: String, size: Int) {
+        self.key = key
+        self.prior = prior
+        self.target = target
+        self.targetMailbox = targetMailbox
+        self.sha256 = sha256
+        self.size = size
+    }
+}
+
+/// The outcome of delivering one message, recorded in the batch's commit.
+public enum DeliveryOutcome: Sendable {
+    case delivered(SourceKey, targetRef: String)
+    case failed(SourceKey, DeliveryError)
+    case skipped(SourceKey, reason: String, sha256: String?, size: Int?)
+}
+
+extension Ledger {
+    // MARK: reading
+
+    /// The known state of every message of one source mailbox, by ident.
+    public func entries(account: String, mailbox: String, uidValidity: UInt32) throws -> [String: LedgerEntry] {
+        try read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT ident, state, attempts, error_class, disposal FROM message
+                WHERE account = ? AND mailbox = ? AND uid_validity = ?
+                """, arguments: [account, mailbox, Int64(uidValidity)])
+            var out: [String: LedgerEntry] = [:]
+            while let row = try rows.next() {
+                let state = LedgerState(rawValue: row["state"]) ?? .failed
+                out[row["ident"]] = LedgerEntry(state: state, attempts: row["attempts"],
+                                                errorClass: row["error_class"], disposal: row["disposal"])
+            }
+            return out
+        }
+    }
+
+    /// The entry of one message, or nil when the ledger has never seen it.
+    public func entry(_ key: SourceKey) throws -> LedgerEntry? {
+        try read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT state, attempts, error_class, disposal FROM message
+                WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ?
+                """, arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident]).map { row in
+                LedgerEntry(state: LedgerState(rawValue: row["state"]) ?? .failed, attempts: row["attempts"],
+                            errorClass: row["error_class"], disposal: row["disposal"])
+            }
+        }
+    }
+
+    /// Every `pending` row of an account (all accounts when nil), for recovery.
+    public func pending(account: String?) throws -> [PendingRecord] {
+        try read { db in
+            let sql = """
+                SELECT account, mailbox, uid_validity, ident, sha256, size, message_id, target, target_mailbox,
+                       target_uidvalidity, target_uidnext
+                FROM message WHERE state = 'pending'
+                """ + (account == nil ? "" : " AND account = ?") + " ORDER BY id"
+            return try Row.fetchAll(db, sql: sql, arguments: account.map { [$0] } ?? []).map { row in
+                PendingIntent(
+                    key: SourceKey(account: row["account"], mailbox: row["mailbox"],
+                                   uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
+                                   ident: row["ident"]),
+                    sha256: row["sha256"] ?? "", size: row["size"] ?? 0, messageID: row["message_id"],
+                    target: row["target"] ?? "", targetMailbox: row["target_mailbox"] ?? "",
+                    watermark: TargetWatermark(
+                        uidValidity: (row["target_uidvalidity"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+                        uidNext: (row["target_uidnext"] as Int64?).map { UInt32(truncatingIfNeeded: $0) }))
+            }
+        }
+    }
+
+    /// How many copies of this content the target holds from deliveries MailFunnel made: the
+    /// per-target multiset of delivered SHA-256.
+    public func deliveredCopies(target: String, sha256: String) throws -> Int {
+        try read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM message
+                WHERE target = ? AND sha256 = ? AND state IN ('delivered', 'disposed')
+                """, arguments: [target, sha256]) ?? 0
+        }
+    }
+
+    /// The highest UID handled in a source mailbox, with the UIDVALIDITY it belongs to.
+    public func watermark(account: String, mailbox: String) throws -> (uidValidity: UInt32, highestUID: UInt32)? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT uid_validity, highest_uid FROM watermark WHERE account = ? AND mailbox = ?",
+                             arguments: [account, mailbox]).map {
+                (UInt32(truncatingIfNeeded: $0["uid_validity"] as Int64), UInt32(truncatingIfNeeded: $0["highest_uid"] as Int64))
+            }
+        }
+    }
+
+    // MARK: writing: each call is one transaction (a group commit)
+
+    /// Records the intent to deliver each message, before any of them is delivered.
+    public func markPending(_ intents: [PendingIntent]) throws {
+        guard !intents.isEmpty else { return }
+        let now = Self.now
+        try write { db in try Self.insertPending(db, intents, now: now) }
+    }
+
+    static func insertPending(_ db: Database, _ intents: [PendingIntent], now: Double) throws {
+            guard !intents.isEmpty else { return }
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO message (account, mailbox, uid_validity, ident, state, target, target_mailbox, sha256,
+                                     size, message_id, target_uidvalidity, target_uidnext, attempts, created_at, updated_at)
+                VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
+                    state = 'pending', target = excluded.target, target_mailbox = excluded.target_mailbox,
+                    sha256 = excluded.sha256, size = excluded.size, message_id = excluded.message_id,
+                    target_uidvalidity = excluded.target_uidvalidity, target_uidnext = excluded.target_uidnext,
+                    attempts = message.attempts + 1, updated_at = excluded.updated_at
+                WHERE message.state IN ('failed', 'pending')
+                """)
+            for i in intents {
+                try statement.execute(arguments: [
+                    i.key.account, i.key.mailbox, Int64(i.key.uidValidity), i.key.ident, i.target, i.targetMailbox,
+                    i.sha256, i.size, i.messageID, i.watermark.uidValidity.map { Int64($0) },
+                    i.watermark.uidNext.map { Int64($0) }, now, now,
+                ])
+            }
+    }
+
+    /// Records the outcomes of a batch whose deliveries the sink has made durable.
+    public func record(_ outcomes: [DeliveryOutcome]) throws {
+        guard !outcomes.isEmpty else { return }
+        let now = Self.now
+        try write { db in try Self.insertOutcomes(db, outcomes, now: now) }
+    }
+
+    static func insertOutcomes(_ db: Database, _ outcomes: [DeliveryOutcome], now: Double) throws {
+            for outcome in outcomes {
+                switch outcome {
+                case let .delivered(key, ref):
+                    try db.execute(sql: """
+                        UPDATE message SET state = 'delivered', target_ref = ?, error_class = NULL, error_text = NULL,
+                            updated_at = ?
+                        WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ? AND state = 'pending'
+                        """, arguments: [ref, now, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
+                case let .failed(key, error):
+                    try db.execute(sql: """
+                        INSERT INTO message (account, mailbox, uid_validity, ident, state, error_class, error_text,
+                                             attempts, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, 'failed', ?, ?, 1, ?, ?)
+                        ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
+                            state = 'failed', error_class = excluded.error_class, error_text = excluded.error_text,
+                            updated_at = excluded.updated_at,
+                            attempts = CASE WHEN message.state = 'pending' THEN message.attempts ELSE message.attempts + 1 END
+                        WHERE message.state IN ('pending', 'failed')
+                        """, arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident,
+                                         error.errorClass.rawValue, error.message, now, now])
+                case let .skipped(key, reason, sha256, size):
+                    try db.execute(sql: """
+                        INSERT INTO message (account, mailbox, uid_validity, ident, state, reason, sha256, size,
+                                             created_at, updated_at)
+                        VALUES (?, ?, ?, ?, 'skipped', ?, ?, ?, ?, ?)
+                        ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
+                            state = 'skipped', reason = excluded.reason, updated_at = excluded.updated_at
+                        WHERE message.state IN ('pending', 'failed')
+                        """, arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident, reason,
+                                         sha256, size, now, now])
+                }
+            }
+    }
+
+    /// Records that the source copies of these delivered messages were disposed of.
+    public func markDisposed(_ keys: [SourceKey], how: Disposal) throws {
+        guard !keys.isEmpty, how != .keep else { return }
+        let now = Self.now
+        try write { db in
+            let statement = try db.cachedStatement(sql: """
+                UPDATE message SET state = 'disposed', disposal = ?, updated_at = ?
+                WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ? AND state IN ('delivered', 'disposed')
+                """)
+            for key in keys {
+                try statement.execute(arguments: [how.rawValue, now, key.account, key.mailbox,
+                                                  Int64(key.uidValidity), key.ident])
+            }
+        }
+    }
+
+    /// Recovery found a pending message absent from the target: it becomes retryable, so this run
+    /// delivers it again.
+    public func markInterrupted(_ key: SourceKey) throws {
+        try record([.failed(key, DeliveryError(.temporary, "interrupted before delivery was confirmed"))])
+    }
+
+    /// Content reconciliation: when a message arrives under a key the ledger does not know (a new
+    /// UIDVALIDITY, a rewritten UIDL list) but the same content was delivered to the same target from
+    /// the same source mailbox under a key that is no longer listed, the new key takes over that
+    /// delivery, copy for copy, instead of delivering again. This finds such a copy; `commitIntents`
+    /// makes the claim.
+    ///
+    /// - Parameter claimable: whether an old key may be claimed (it is no longer listed at the source,
+    ///   and no other message of this run claimed it already).
+    public func priorCopy(for key: SourceKey, sha256: String, target: String,
+                          claimable: (SourceKey) -> Bool) throws -> PriorCopy? {
+        try read { db in
+            let candidates = try Row.fetchAll(db, sql: """
+                SELECT uid_validity, ident, target_ref, message_id FROM message
+                WHERE target = ? AND sha256 = ? AND account = ? AND mailbox = ?
+                  AND state IN ('delivered', 'disposed') AND superseded_by IS NULL
+                  AND (disposal IS NULL OR disposal != 'delete')
+                  AND NOT (uid_validity = ? AND ident = ?)
+                ORDER BY id
+                """, arguments: [target, sha256, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
+            for row in candidates {
+                let old = SourceKey(account: key.account, mailbox: key.mailbox,
+                                    uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
+                                    ident: row["ident"])
+                if claimable(old) {
+                    return PriorCopy(key: old, targetRef: row["target_ref"] ?? "", messageID: row["message_id"])
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The intents of one batch in one transaction: `pending` rows for the messages about to be
+    /// delivered, claims of prior copies, and the outcomes already known (skips, fetch failures).
+    public func commitIntents(pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome]) throws {
+        guard !pending.isEmpty || !claims.isEmpty || !outcomes.isEmpty else { return }
+        let now = Self.now
+        try write { db in
+            try Self.insertPending(db, pending, now: now)
+            for claim in claims {
+                let k = claim.key
+                try db.execute(sql: """
+                    UPDATE message SET superseded_by = ?, updated_at = ?
+                    WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ?
+                    """, arguments: ["\(k.uidValidity)/\(k.ident)", now, k.account, k.mailbox,
+                                     Int64(claim.prior.key.uidValidity), claim.prior.key.ident])
+                try db.execute(sql: """
+                    INSERT INTO message (account, mailbox, uid_validity, ident, state, target, target_mailbox, sha256,
+                                         size, message_id, target_ref, reason, attempts, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, 'delivered', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                    ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
+                        state = 'delivered', target = excluded.target, sha256 = excluded.sha256,
+                        target_ref = excluded.target_ref, reason = excluded.reason, updated_at = excluded.updated_at
+                    """, arguments: [k.account, k.mailbox, Int64(k.uidValidity), k.ident, claim.target,
+                                     claim.targetMailbox, claim.sha256, claim.size, claim.prior.messageID,
+                                     claim.prior.targetRef,
+                                     "reconciled by content with \(claim.prior.key.uidValidity)/\(claim.prior.key.ident)",
+                                     now, now])
+            }
+            try Self.insertOutcomes(db, outcomes, now: now)
+        }
+    }
+
+    /// Moves a source mailbox's high-water mark; the runner calls it last, after the batch it covers.
+    public func setWatermark(account: String, mailbox: String, uidValidity: UInt32, highestUID: UInt32) throws {
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO watermark (account, mailbox, uid_validity, highest_uid, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (account, mailbox) DO UPDATE SET
+                    highest_uid = CASE WHEN watermark.uid_validity = excluded.uid_validity
+                                       THEN MAX(watermark.highest_uid, excluded.highest_uid) ELSE excluded.highest_uid END,
+                    uid_validity = excluded.uid_validity, updated_at = excluded.updated_at
+                """, arguments: [account, mailbox, Int64(uidValidity), Int64(highestUID), Self.now])
+        }
+    }
+}

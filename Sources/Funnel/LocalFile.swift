@@ -1,0 +1,59 @@
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-only file read in large chunks with `pread`, for mbox and Maildir sources.
+final class LocalFile {
+    let path: String
+    let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw posixError("open", path) }
+    }
+
+    deinit { close(fd) }
+
+    var size: Int64 {
+        get throws {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw posixError("stat", path) }
+            return Int64(st.st_size)
+        }
+    }
+
+    /// Calls `body` with the bytes of `[offset, offset+length)` (to the end when length is nil), in order.
+    func read(from offset: Int64 = 0, length: Int64? = nil, chunkSize: Int = 256 << 10,
+              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        var position = offset
+        let end = length.map { offset + $0 }
+        while true {
+            var want = chunkSize
+            if let end { want = Int(min(Int64(chunkSize), end - position)) }
+            if want <= 0 { return }
+            let n = pread(fd, buffer.baseAddress!, want, off_t(position))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw posixError("read", path)
+            }
+            if n == 0 {
+                if end != nil { throw FunnelError.badSource(path, reason: "the file became shorter while being read") }
+                return
+            }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            position += Int64(n)
+        }
+    }
+}
+
+/// An absolute, tidied path for identities and messages (`~` expanded, relative paths made absolute).
+func absolutePath(_ path: String) -> String {
+    let expanded = (path as NSString).expandingTildeInPath
+    let absolute = expanded.hasPrefix("/") ? expanded : FileManager.default.currentDirectoryPath + "/" + expanded
+    return (absolute as NSString).standardizingPath
+}

@@ -1,0 +1,49 @@
+import MailMessage
+
+/// Where messages go: a Maildir, later an IMAP mailbox (APPEND) or an SMTP relay.
+public protocol MailSink: AnyObject {
+    /// The canonical identity of the target (its URL without secrets): the ledger's `target`.
+    var identity: String { get }
+
+    /// Whether what is delivered must have CRLF line ends (IMAP, SMTP). The spool normalises
+    /// and hashes the normalised bytes, so the ledger's SHA-256 is of what was sent.
+    var requiresCRLF: Bool { get }
+
+    /// The largest message the target accepts (IMAP APPENDLIMIT, SMTP SIZE); nil when unlimited.
+    var maxMessageSize: Int? { get }
+
+    /// Readies `mailbox` (creating it when missing) and returns what recovery needs to find
+    /// later deliveries there (for IMAP, UIDVALIDITY and UIDNEXT).
+    func prepare(mailbox: String) async throws -> TargetWatermark
+
+    /// Delivers one spooled message. Throws `DeliveryError`. The delivery need not be durable
+    /// before `flush()` returns.
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String
+
+    /// Makes every delivery so far durable. Called before the ledger records them as delivered.
+    func flush() async throws
+
+    /// Says whether a message recorded as `pending` reached the target, for recovery after a crash.
+    func locate(_ record: PendingRecord) async throws -> Presence
+
+    func close() async throws
+}
+
+/// The state of a target mailbox before a batch is delivered into it.
+public struct TargetWatermark: Sendable, Equatable {
+    public var uidValidity: UInt32?
+    public var uidNext: UInt32?
+
+    public init(uidValidity: UInt32? = nil, uidNext: UInt32? = nil) {
+        self.uidValidity = uidValidity
+        self.uidNext = uidNext
+    }
+}
+
+/// What recovery learned about a pending message.
+public enum Presence: Sendable, Equatable {
+    /// It is there, with this target reference.
+    case present(String)
+    /// It is not there: deliver it again.
+    case absent
+}

@@ -1,0 +1,42 @@
+import MailMessage
+import NIOCore
+
+/// Where messages come from: an mbox file, a Maildir, later a POP3 or IMAP account.
+///
+/// The transfer engine never sees the protocol; it lists, fetches into spools and disposes through
+/// this table of operations, as mbsync's sync engine talks to its drivers.
+public protocol MailSource: AnyObject {
+    /// The canonical identity of the source (its URL without secrets): the ledger's `account`.
+    var identity: String { get }
+
+    /// The mailboxes to read, in order.
+    func mailboxes() async throws -> [String]
+
+    /// Lists what `mailbox` holds now, with the UIDVALIDITY the idents are valid under.
+    func list(mailbox: String) async throws -> MailboxListing
+
+    /// Streams each message's bytes into a fresh spool made by `makeSpool`; a message that cannot be
+    /// read becomes a `.failed` result and the others go on.
+    func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult]
+
+    /// What `dispose` can do here (an mbox file is read-only).
+    var supportedDisposals: Set<Disposal> { get }
+
+    /// Removes or flags messages whose delivery is committed. Returns the idents it disposed of.
+    func dispose(_ messages: [ListedMessage], mailbox: String, how: Disposal) async throws -> [String]
+
+    /// Ends the session (for POP3, QUIT commits deletions).
+    func close() async throws
+}
+
+/// The outcome of fetching one listed message.
+public enum FetchResult {
+    case spooled(ListedMessage, SpooledMessage)
+    case failed(ListedMessage, DeliveryError)
+
+    public var listed: ListedMessage {
+        switch self {
+        case let .spooled(m, _), let .failed(m, _): return m
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Crypto
+import Foundation
+import MailMessage
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Delivers into a Maildir (Maildir++ folders for other mailboxes): each message is written to tmp/,
+/// made durable, then linked into new/ (or cur/ with its flags), never overwriting.
+///
+/// The file name is derived from the source key (`<date>.MF<hash of the key>.<host>,S=<size>`), so
+/// after a crash recovery knows exactly whether a message arrived: it looks for that name and checks
+/// the content's SHA-256. The file's mtime is set to the message's date, which is what Dovecot and
+/// other readers take as the received date.
+///
+/// Durability comes in groups: `deliver` writes to tmp/ without syncing; `flush` syncs the file
+/// system once (syncfs), links every file into place, and syncs again. Two syncs per batch instead
+/// of two per message.
+public final class MaildirSink: MailSink {
+    let maildir: Maildir
+    public var identity: String { "maildir:\(maildir.root)" }
+    public var requiresCRLF: Bool { false }
+    public var maxMessageSize: Int? { nil }
+    private let host: String
+    private var staged: [(tmp: String, final: String)] = []
+    private var prepared: Set<String> = []
+
+    public init(path: String) {
+        maildir = Maildir(root: absolutePath(path))
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let name = String(cString: buffer)
+        // Maildir's convention: '/' and ':' in the host name are written as \057 and \072.
+        host = (name.isEmpty ? "localhost" : name).replacingOccurrences(of: "/", with: "\\057")
+            .replacingOccurrences(of: ":", with: "\\072")
+    }
+
+    public func prepare(mailbox: String) async throws -> TargetWatermark {
+        let dir = maildir.directory(of: mailbox)
+        guard !prepared.contains(dir) else { return TargetWatermark() }
+        for sub in ["tmp", "new", "cur"] { try makeDirectory("\(dir)/\(sub)") }
+        if dir != maildir.root {
+            try makeDirectory("\(maildir.root)/tmp")
+            try makeDirectory("\(maildir.root)/new")
+            try makeDirectory("\(maildir.root)/cur")
+            // Maildir++ marks folders with an empty 'maildirfolder' file.
+            FileManager.default.createFile(atPath: "\(dir)/maildirfolder", contents: nil)
+        }
+        prepared.insert(dir)
+        return TargetWatermark()
+    }
+
+    /// The unique part of the file name for a source key: the same key always gives the same name.
+    static func uniqueName(for key: SourceKey, date: Date?, host: String) -> String {
+        var h = SHA256()
+        h.update(data: Data("\(key.account)\u{0}\(key.mailbox)\u{0}\(key.uidValidity)\u{0}\(key.ident)".utf8))
+        let digest = Array(h.finalize()).prefix(16).hexString
+        let seconds = Int64((date ?? Date(timeIntervalSince1970: 0)).timeIntervalSince1970)
+        return "\(max(seconds, 0)).MF\(digest).\(host)"
+    }
+
+    static func keyMarker(for key: SourceKey) -> String {
+        let name = uniqueName(for: key, date: nil, host: "")
+        let start = name.range(of: ".MF")!.lowerBound
+        return String(name[start...])  // ".MF<hash>." : what recovery looks for
+    }
+
+    public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String {
+        let dir = maildir.directory(of: mailbox)
+        let unique = Self.uniqueName(for: key, date: message.internalDate, host: host) + ",S=\(message.size)"
+        let info = message.flags.maildirInfo
+        let relative = message.flags.isEmpty || (info.isEmpty) ? "new/\(unique)" : "cur/\(unique):2,\(info)"
+        let tmp = "\(dir)/tmp/\(unique)"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.failure("create", tmp) }
+        do {
+            try message.forEachChunk { chunk in
+                try chunk.withUnsafeReadableBytes { bytes in
+                    var done = 0
+                    while done < bytes.count {
+                        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+                        if n < 0 {
+                            if errno == EINTR { continue }
+                            throw Self.failure("write", tmp)
+                        }
+                        done += n
+                    }
+                }
+            }
+            if let date = message.internalDate {
+                let seconds = Int(date.timeIntervalSince1970)
+                var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
+                _ = futimens(fd, &times)
+            }
+        } catch {
+            Glibc.close(fd)
+            unlink(tmp)
+            throw error
+        }
+        guard Glibc.close(fd) == 0 else { throw Self.failure("close", tmp) }
+        staged.append((tmp, "\(dir)/\(relative)"))
+        return relative
+    }
+
+    public func flush() async throws {
+        guard !staged.isEmpty else { return }
+        try syncFileSystem()
+        for (tmp, final) in staged {
+            if link(tmp, final) != 0 {
+                // EEXIST: the same key was delivered here before (a ledger lost or reset): keep the
+                // one that is there rather than make a second copy.
+                guard errno == EEXIST else { throw Self.failure("link into place", final) }
+            }
+            unlink(tmp)
+        }
+        try syncFileSystem()
+        staged.removeAll()
+    }
+
+    public func locate(_ record: PendingRecord) async throws -> Presence {
+        let dir = maildir.directory(of: record.targetMailbox)
+        let marker = Self.keyMarker(for: record.key)
+        // A file left in tmp/ never became visible: remove it.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/tmp")) ?? [] where name.contains(marker) {
+            unlink("\(dir)/tmp/\(name)")
+        }
+        for sub in ["new", "cur"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(sub)")) ?? [] where name.contains(marker) {
+                let path = "\(dir)/\(sub)/\(name)"
+                if try Self.sha256(ofFile: path) == record.sha256 {
+                    return .present("\(sub)/\(name)")
+                }
+                // Visible but not whole (the crash hit before the sync): it is not the message.
+                unlink(path)
+            }
+        }
+        return .absent
+    }
+
+    public func close() async throws {
+        try await flush()
+    }
+
+    /// Makes everything written so far durable: one syncfs(2) for the whole Maildir where the C
+    /// library has it, otherwise an fsync of every staged file and of the directories.
+    private func syncFileSystem() throws {
+        if let syncfs = Self.syncfs {
+            let fd = open(maildir.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw Self.failure("open", maildir.root) }
+            defer { Glibc.close(fd) }
+            guard syncfs(fd) == 0 else { throw Self.failure("sync", maildir.root) }
+            return
+        }
+        var dirs: Set<String> = []
+        for (tmp, final) in staged {
+            for path in [tmp, final] where access(path, F_OK) == 0 {
+                try Self.fsync(path)
+                dirs.insert((path as NSString).deletingLastPathComponent)
+            }
+        }
+        for dir in dirs { try Self.fsync(dir) }
+    }
+
+    private static func fsync(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("open", path) }
+        defer { Glibc.close(fd) }
+        guard Glibc.fsync(fd) == 0 else { throw failure("fsync", path) }
+    }
+
+    /// syncfs(2) is a GNU extension that Swift's Glibc module does not import; look it up at run time.
+    private static let syncfs: (@convention(c) (Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "syncfs") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
+    }()
+
+    static func sha256(ofFile path: String) throws -> String {
+        var h = SHA256()
+        try LocalFile(path: path).read { h.update(bufferPointer: $0) }
+        return h.finalize().hexString
+    }
+
+    /// A local write failure stops the sink (a full disk will not get better for the next message).
+    static func failure(_ operation: String, _ path: String) -> DeliveryError {
+        DeliveryError(.sinkFailed, "\(operation) \(path): \(String(cString: strerror(errno)))")
+    }
+}

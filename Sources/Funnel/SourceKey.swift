@@ -1,0 +1,78 @@
+import MailMessage
+import Foundation
+
+/// What identifies one message at its source, for ever: the ledger's primary key.
+///
+/// - POP3: `(account, "INBOX", 0, UIDL)`
+/// - IMAP: `(account, mailbox, UIDVALIDITY, UID)`
+/// - mbox: `(account, "", 0, "<sha256 of the message>/<n>")`, n counting identical copies in the file
+/// - Maildir: `(account, folder, 0, unique part of the file name)`
+///
+/// `account` is the source's canonical URL (no password): an ad hoc import and a configured account
+/// on the same mailbox share their ledger rows, so one never redelivers what the other did.
+public struct SourceKey: Sendable, Hashable, CustomStringConvertible {
+    public var account: String
+    public var mailbox: String
+    public var uidValidity: UInt32
+    public var ident: String
+
+    public init(account: String, mailbox: String, uidValidity: UInt32 = 0, ident: String) {
+        self.account = account
+        self.mailbox = mailbox
+        self.uidValidity = uidValidity
+        self.ident = ident
+    }
+
+    public var description: String {
+        let mb = mailbox.isEmpty ? "" : " \(mailbox)"
+        let uv = uidValidity == 0 ? "" : " uidvalidity=\(uidValidity)"
+        return "\(account)\(mb)\(uv) \(ident)"
+    }
+}
+
+/// A mailbox of a source with the UIDVALIDITY its keys are valid under (0 where the notion does not exist).
+public struct MailboxListing: Sendable {
+    public var mailbox: String
+    public var uidValidity: UInt32
+    public var messages: [ListedMessage]
+
+    public init(mailbox: String, uidValidity: UInt32 = 0, messages: [ListedMessage]) {
+        self.mailbox = mailbox
+        self.uidValidity = uidValidity
+        self.messages = messages
+    }
+}
+
+/// One message as a source lists it, before its body is read.
+public struct ListedMessage: Sendable, Hashable {
+    /// The source-specific identity (UIDL, UID, file name, content hash); see `SourceKey`.
+    public var ident: String
+    /// The size the source announces (for batching and limits); nil when unknown.
+    public var size: Int?
+    public var flags: MessageFlags
+    public var internalDate: Date?
+    /// Where the source finds the message again (a file offset, a file name, a UID, a message number).
+    public var locator: Locator
+
+    public init(ident: String, size: Int?, flags: MessageFlags = MessageFlags(), internalDate: Date? = nil, locator: Locator) {
+        self.ident = ident
+        self.size = size
+        self.flags = flags
+        self.internalDate = internalDate
+        self.locator = locator
+    }
+
+    public enum Locator: Sendable, Hashable {
+        case byteRange(offset: Int64, length: Int64)
+        case file(String)
+        case uid(UInt32)
+        case number(Int)
+    }
+}
+
+/// What happens at the source once a delivery is committed.
+public enum Disposal: String, Sendable, CaseIterable {
+    case keep
+    case markSeen = "mark-seen"
+    case delete
+}

@@ -1,0 +1,214 @@
+import Crypto
+import Foundation
+import MailMessage
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Collects one message as it streams in: in memory up to `memoryLimit`, in an anonymous temporary
+/// file beyond, hashing (SHA-256) and scanning headers on the way, so memory stays bounded whatever
+/// the message size.
+///
+/// When the sink needs CRLF, the bytes are normalised on the way in and the hash is of the
+/// normalised bytes: the ledger's SHA-256 is always of what is sent.
+public final class Spool {
+    public struct Options: Sendable {
+        public var directory: String
+        public var memoryLimit: Int
+        public var normalizeToCRLF: Bool
+        public var headerLimit: Int
+
+        public init(directory: String = Spool.defaultDirectory, memoryLimit: Int = 1 << 20,
+                    normalizeToCRLF: Bool = false, headerLimit: Int = HeaderScanner.defaultLimit) {
+            self.directory = directory
+            self.memoryLimit = memoryLimit
+            self.normalizeToCRLF = normalizeToCRLF
+            self.headerLimit = headerLimit
+        }
+    }
+
+    public static var defaultDirectory: String {
+        ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
+
+    private let options: Options
+    private var hasher = SHA256()
+    private var headers: HeaderScanner
+    private var normalizer = CRLFNormalizer()
+    private var memory: ByteBuffer
+    private var file: SpoolFile?
+    private var size = 0
+
+    public init(options: Options) {
+        self.options = options
+        self.headers = HeaderScanner(limit: options.headerLimit)
+        self.memory = ByteBufferAllocator().buffer(capacity: 0)
+    }
+
+    /// Adds the next chunk of the message.
+    public func append(_ chunk: ByteBuffer) throws {
+        let bytes = options.normalizeToCRLF ? normalizer.normalize(chunk) : chunk
+        bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        headers.consume(bytes)
+        size += bytes.readableBytes
+        if let file {
+            try file.append(bytes)
+        } else if memory.readableBytes + bytes.readableBytes > options.memoryLimit {
+            let file = try SpoolFile(directory: options.directory)
+            try file.append(memory)
+            try file.append(bytes)
+            memory = ByteBufferAllocator().buffer(capacity: 0)
+            self.file = file
+        } else {
+            var copy = bytes
+            memory.writeBuffer(&copy)
+        }
+    }
+
+    /// Adds bytes from a raw pointer (for readers that do not hold a ByteBuffer).
+    public func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        try append(buffer)
+    }
+
+    /// Ends the message and hands over what was collected.
+    public func finish(flags: MessageFlags = MessageFlags(), internalDate: Date? = nil) -> SpooledMessage {
+        let digest = hasher.finalize()
+        let storage: SpooledMessage.Storage = file.map { .file($0) } ?? .memory(memory)
+        return SpooledMessage(sha256: digest.hexString, size: size, headers: headers,
+                              flags: flags, internalDate: internalDate, storage: storage)
+    }
+
+    /// Whether the message has outgrown memory (for tests and figures).
+    public var isOnDisk: Bool { file != nil }
+    /// Bytes held in memory right now.
+    public var bytesInMemory: Int { memory.readableBytes }
+}
+
+/// A complete message, ready to deliver: its bytes (in memory or in a temporary file), SHA-256,
+/// size, header facts, and the flags and date it carries.
+public final class SpooledMessage {
+    enum Storage {
+        case memory(ByteBuffer)
+        case file(SpoolFile)
+    }
+
+    public let sha256: String
+    public let size: Int
+    public let headers: HeaderScanner
+    public var flags: MessageFlags
+    public var internalDate: Date?
+    let storage: Storage
+
+    init(sha256: String, size: Int, headers: HeaderScanner, flags: MessageFlags, internalDate: Date?, storage: Storage) {
+        self.sha256 = sha256
+        self.size = size
+        self.headers = headers
+        self.flags = flags
+        self.internalDate = internalDate
+        self.storage = storage
+    }
+
+    public var messageID: String? { headers.messageID }
+    public var isOnDisk: Bool { if case .file = storage { return true } else { return false } }
+
+    /// Calls `body` with the message in order, in chunks of at most `chunkSize` bytes.
+    public func forEachChunk(chunkSize: Int = 256 << 10, _ body: (ByteBuffer) throws -> Void) throws {
+        switch storage {
+        case let .memory(buffer):
+            var rest = buffer
+            while rest.readableBytes > 0, let slice = rest.readSlice(length: min(chunkSize, rest.readableBytes)) {
+                try body(slice)
+            }
+        case let .file(file):
+            try file.forEachChunk(chunkSize: chunkSize, body)
+        }
+    }
+
+    /// The whole message as bytes. Only for tests and small messages: it defeats the spool's purpose.
+    public func collect() throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        try forEachChunk { out.append(contentsOf: $0.readableBytesView) }
+        return out
+    }
+}
+
+/// An anonymous file (O_TMPFILE where the file system supports it, else created and unlinked at
+/// once), so a crash leaves nothing behind.
+final class SpoolFile {
+    let fd: Int32
+    private(set) var length: Int64 = 0
+    private let directory: String
+
+    init(directory: String) throws {
+        self.directory = directory
+        // O_TMPFILE is (__O_TMPFILE | O_DIRECTORY) on Linux; Swift does not import the macro.
+        let oTmpfile: Int32 = 0o20000000 | O_DIRECTORY
+        var fd = open(directory, oTmpfile | O_RDWR | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            var template = Array("\(directory)/mailfunnel-spool-XXXXXX".utf8CString)
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else { throw posixError("create spool file in", directory) }
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    func append(_ buffer: ByteBuffer) throws {
+        try buffer.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = pwrite(fd, bytes.baseAddress! + offset, bytes.count - offset, off_t(length) + off_t(offset))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw posixError("write spool file in", directory)
+                }
+                offset += n
+            }
+        }
+        length += Int64(buffer.readableBytes)
+    }
+
+    func forEachChunk(chunkSize: Int, _ body: (ByteBuffer) throws -> Void) throws {
+        var offset: Int64 = 0
+        var buffer = ByteBufferAllocator().buffer(capacity: chunkSize)
+        while offset < length {
+            buffer.clear()
+            let want = Int(min(Int64(chunkSize), length - offset))
+            var n = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
+                n = pread(fd, ptr.baseAddress!, want, off_t(offset))
+                return max(n, 0)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw posixError("read spool file in", directory)
+            }
+            if n == 0 { throw FunnelError.io(path: directory, operation: "read spool file (truncated) in", errno: EIO) }
+            offset += Int64(n)
+            try body(buffer)
+        }
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lower-case hexadecimal, two digits a byte.
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension Digest {
+    var hexString: String { Array(self).hexString }
+}

@@ -1,0 +1,365 @@
+import Foundation
+import Logging
+import MailMessage
+
+/// One side effect of a transfer, in the order the runner performs them. Tests stop the run after
+/// each one in turn (mbsync's discipline) and check that a resumed run ends in the same place.
+public enum SideEffect: Sendable, Equatable {
+    case ledgerRecovery
+    case ledgerIntents
+    case sinkDeliver
+    case sinkFlush
+    case ledgerOutcomes
+    case sourceDispose
+    case ledgerDisposed
+    case ledgerWatermark
+}
+
+/// Counters a progress display follows.
+public enum TransferEvent: Sendable {
+    case listed(messages: Int, bytes: Int)
+    case delivered(bytes: Int)
+    case skipped
+    case failed
+    case alreadyDone(messages: Int, bytes: Int)
+}
+
+/// How one account is transferred.
+public struct TransferOptions: Sendable {
+    public var disposal: Disposal = .keep
+    public var dryRun = false
+    /// Deliver every mailbox into this one (`--into`, `folder`); nil keeps the source's names.
+    public var targetMailbox: String?
+    /// Read only these source mailboxes; nil reads all.
+    public var mailboxes: [String]?
+    public var limits = TransferStateMachine.Limits()
+    public var spool = Spool.Options()
+    /// A display name for logs and `status` (the config's account name).
+    public var name: String?
+
+    public init() {}
+}
+
+/// Runs the exactly-once protocol of `TransferStateMachine` for one source and one sink: recovery of
+/// `pending` rows first, then every mailbox in batches.
+public final class Transfer {
+    public let source: MailSource
+    public let sink: MailSink
+    public let ledger: Ledger?
+    public let options: TransferOptions
+    private let logger: Logger
+    private let onEvent: (TransferEvent) -> Void
+    /// Called after every side effect; a test hook throws from it to simulate a crash.
+    private let afterEffect: (SideEffect) throws -> Void
+    private var summary = RunSummary()
+    /// Prior copies claimed in this run, so two identical new messages never claim the same one.
+    private var claimed: Set<SourceKey> = []
+
+    /// - Parameter ledger: nil only for a dry run on a ledger that does not exist yet.
+    public init(source: MailSource, sink: MailSink, ledger: Ledger?, options: TransferOptions,
+                logger: Logger = Logger(label: "mailfunnel"),
+                onEvent: @escaping (TransferEvent) -> Void = { _ in },
+                afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) {
+        self.source = source
+        self.sink = sink
+        self.ledger = ledger
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "account"] = "\(options.name ?? source.identity)"
+        self.logger = logger
+        self.onEvent = onEvent
+        self.afterEffect = afterEffect
+    }
+
+    /// Runs the transfer and returns its figures. Messages that failed are counted, not thrown;
+    /// what is thrown ends the account (a source that cannot be read, a sink that is gone).
+    public func run() async throws -> RunSummary {
+        let started = Date()
+        guard source.supportedDisposals.contains(options.disposal) else {
+            throw FunnelError.usage("\(source.identity) cannot \(options.disposal.rawValue) messages after delivery (it can: \(source.supportedDisposals.map(\.rawValue).sorted().joined(separator: ", ")))")
+        }
+        guard let ledger else {
+            precondition(options.dryRun, "a ledger is required unless dry-running")
+            try await runMailboxes(ledger: nil)
+            summary.seconds = Date().timeIntervalSince(started)
+            return summary
+        }
+        let runID = options.dryRun ? nil : try ledger.beginRun(
+            account: source.identity, name: options.name ?? source.identity, target: sink.identity)
+        do {
+            if !options.dryRun { try await recover(ledger) }
+            try await runMailboxes(ledger: ledger)
+            try await source.close()
+            try await sink.close()
+        } catch {
+            summary.seconds = Date().timeIntervalSince(started)
+            if let runID, !(error is CancellationError) {
+                try? ledger.finishRun(runID, summary: summary, error: "\(error)")
+            }
+            throw error
+        }
+        summary.seconds = Date().timeIntervalSince(started)
+        if let runID {
+            let problem = summary.failed > 0 ? "\(summary.failed) message(s) failed" : nil
+            try ledger.finishRun(runID, summary: summary, error: problem)
+        }
+        return summary
+    }
+
+    // MARK: recovery
+
+    /// Decides every `pending` row of this account for this target: present at the target →
+    /// `delivered`; absent → retryable, delivered again in this run.
+    func recover(_ ledger: Ledger) async throws {
+        let pending = try ledger.pending(account: source.identity)
+        guard !pending.isEmpty else { return }
+        var outcomes: [DeliveryOutcome] = []
+        for record in pending {
+            guard record.target == sink.identity else {
+                logger.warning("pending message \(record.key) was bound for \(record.target), not \(sink.identity); left pending until that target is used again")
+                continue
+            }
+            switch try await sink.locate(record) {
+            case let .present(ref):
+                logger.info("recovery: \(record.key) found at the target (\(ref)); recorded as delivered")
+                outcomes.append(.delivered(record.key, targetRef: ref))
+            case .absent:
+                logger.info("recovery: \(record.key) not at the target; it will be delivered again")
+                outcomes.append(.failed(record.key, DeliveryError(.temporary, "interrupted before delivery was confirmed")))
+            }
+        }
+        try ledger.record(outcomes)
+        try afterEffect(.ledgerRecovery)
+    }
+
+    // MARK: mailboxes
+
+    private func runMailboxes(ledger: Ledger?) async throws {
+        var names = try await source.mailboxes()
+        if let wanted = options.mailboxes {
+            let missing = wanted.filter { !names.contains($0) }
+            if !missing.isEmpty {
+                throw FunnelError.badSource(source.identity, reason: "no mailbox named \(missing.joined(separator: ", ")) (it has: \(names.joined(separator: ", ")))")
+            }
+            names = wanted
+        }
+        for name in names {
+            try Task.checkCancellation()
+            try await runMailbox(name, ledger: ledger)
+        }
+    }
+
+    private func runMailbox(_ mailbox: String, ledger: Ledger?) async throws {
+        let listing = try await source.list(mailbox: mailbox)
+        let known = try ledger?.entries(account: source.identity, mailbox: mailbox, uidValidity: listing.uidValidity) ?? [:]
+        var deliver: [ListedMessage] = []
+        var leftovers: [ListedMessage] = []
+        var doneBytes = 0
+        for m in listing.messages {
+            guard let entry = known[m.ident] else { deliver.append(m); continue }
+            if entry.isRetryable {
+                deliver.append(m)
+            } else {
+                doneBytes += m.size ?? 0
+                if entry.state == .delivered && options.disposal != .keep { leftovers.append(m) }
+            }
+        }
+        summary.listed += listing.messages.count
+        onEvent(.listed(messages: listing.messages.count, bytes: listing.messages.reduce(0) { $0 + ($1.size ?? 0) }))
+        onEvent(.alreadyDone(messages: listing.messages.count - deliver.count, bytes: doneBytes))
+        logger.debug("\(mailbox): \(listing.messages.count) listed, \(deliver.count) to deliver, \(leftovers.count) to dispose of")
+
+        if options.dryRun {
+            for m in deliver {
+                print("would deliver \(mailbox) \(m.ident) (\(m.size.map { "\($0) bytes" } ?? "size unknown"))")
+            }
+            summary.wouldDeliver = (summary.wouldDeliver ?? 0) + deliver.count
+            return
+        }
+        guard let ledger else { return }
+        guard !deliver.isEmpty || !leftovers.isEmpty else { return }
+
+        let targetMailbox = options.targetMailbox ?? mailbox
+        let watermark = try await sink.prepare(mailbox: targetMailbox)
+        let listedIdents = Set(listing.messages.map(\.ident))
+        var machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal,
+                                           limits: options.limits)
+        var spools: [Int: SpooledMessage] = [:]
+        func key(_ i: Int) -> SourceKey {
+            SourceKey(account: source.identity, mailbox: mailbox, uidValidity: listing.uidValidity,
+                      ident: machine.messages[i].ident)
+        }
+
+        var action = machine.start()
+        while true {
+            switch action {
+            case let .dispose(indices):
+                let wanted = indices.map { machine.messages[$0] }
+                do {
+                    let done = Set(try await source.dispose(wanted, mailbox: mailbox, how: options.disposal))
+                    try afterEffect(.sourceDispose)
+                    action = machine.disposed(indices.filter { done.contains(machine.messages[$0].ident) })
+                } catch let error as DeliveryError {
+                    logger.error("\(mailbox): could not \(options.disposal.rawValue) delivered messages at the source: \(error.message)")
+                    action = machine.disposeFailed(error)
+                }
+
+            case let .fetch(range):
+                try Task.checkCancellation()
+                let results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
+                    Spool(options: spoolOptions)
+                }
+                var preparations: [TransferStateMachine.Preparation] = []
+                for (i, result) in zip(range, results) {
+                    switch result {
+                    case let .failed(m, error):
+                        logger.error("\(mailbox) \(m.ident): cannot be read at the source: \(error.message)")
+                        preparations.append(.fetchFailed(error))
+                    case let .spooled(_, spooled):
+                        preparations.append(try prepare(spooled, key: key(i), listedIdents: listedIdents,
+                                                        uidValidity: listing.uidValidity, ledger: ledger))
+                        switch preparations.last {
+                        case .deliver?, .claim?: spools[i] = spooled
+                        default: break
+                        }
+                    }
+                }
+                action = machine.fetched(preparations)
+
+            case let .commitIntents(indices):
+                var pending: [PendingIntent] = []
+                var claims: [Claim] = []
+                var outcomes: [DeliveryOutcome] = []
+                for i in indices {
+                    switch machine.preparation(i) {
+                    case .deliver:
+                        let s = spools[i]!
+                        pending.append(PendingIntent(key: key(i), sha256: s.sha256, size: s.size, messageID: s.messageID,
+                                                     target: sink.identity, targetMailbox: targetMailbox,
+                                                     watermark: watermark))
+                    case let .claim(prior, ref):
+                        let s = spools[i]!
+                        claims.append(Claim(key: key(i), prior: PriorCopy(key: prior, targetRef: ref, messageID: s.messageID),
+                                            target: sink.identity, targetMailbox: targetMailbox,
+                                            sha256: s.sha256, size: s.size))
+                    case let .skip(reason):
+                        outcomes.append(.skipped(key(i), reason: reason, sha256: nil, size: machine.messages[i].size))
+                    case let .fetchFailed(error):
+                        outcomes.append(.failed(key(i), error))
+                    case nil:
+                        break
+                    }
+                }
+                try ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
+                try afterEffect(.ledgerIntents)
+                for i in indices {
+                    switch machine.preparation(i) {
+                    case .claim: onEvent(.alreadyDone(messages: 1, bytes: machine.messages[i].size ?? 0))
+                    case .skip: summary.skipped += 1; onEvent(.skipped)
+                    case .fetchFailed: summary.failed += 1; onEvent(.failed)
+                    default: break
+                    }
+                }
+                action = machine.intentsCommitted()
+
+            case let .deliver(i):
+                let spooled = spools[i]!
+                do {
+                    let ref = try await sink.deliver(spooled, key: key(i), mailbox: targetMailbox)
+                    try afterEffect(.sinkDeliver)
+                    action = machine.delivered(i, ref: ref)
+                } catch let error as DeliveryError {
+                    logger.error("\(mailbox) \(machine.messages[i].ident): delivery to \(sink.identity) failed: \(error.message)")
+                    action = machine.deliveryFailed(i, error)
+                }
+
+            case .flush:
+                do {
+                    try await sink.flush()
+                    try afterEffect(.sinkFlush)
+                    spools.removeAll()
+                    action = machine.flushed()
+                } catch let error as DeliveryError {
+                    logger.error("\(sink.identity): could not make deliveries durable: \(error.message)")
+                    action = machine.flushFailed(error)
+                }
+
+            case let .commitOutcomes(indices):
+                var outcomes: [DeliveryOutcome] = []
+                for i in indices {
+                    switch machine.outcome(i) {
+                    case let .delivered(ref)?: outcomes.append(.delivered(key(i), targetRef: ref))
+                    case let .failed(error)?: outcomes.append(.failed(key(i), error))
+                    case nil: break
+                    }
+                }
+                try ledger.record(outcomes)
+                try afterEffect(.ledgerOutcomes)
+                for i in indices {
+                    switch machine.outcome(i) {
+                    case .delivered?:
+                        summary.delivered += 1
+                        summary.bytes += machine.messages[i].size ?? 0
+                        onEvent(.delivered(bytes: machine.messages[i].size ?? 0))
+                    case let .failed(error)?:
+                        summary.failed += 1
+                        if error.errorClass != .permanent { summary.deferred += 1 }
+                        onEvent(.failed)
+                    case nil: break
+                    }
+                }
+                action = machine.outcomesCommitted()
+
+            case let .commitDisposed(indices):
+                try ledger.markDisposed(indices.map(key), how: options.disposal)
+                try afterEffect(.ledgerDisposed)
+                action = machine.disposedCommitted()
+
+            case let .moveWatermark(uid):
+                try ledger.setWatermark(account: source.identity, mailbox: mailbox,
+                                        uidValidity: listing.uidValidity, highestUID: uid)
+                try afterEffect(.ledgerWatermark)
+                action = machine.watermarkMoved()
+
+            case let .finished(error):
+                if let error {
+                    throw TransferStopped(account: options.name ?? source.identity, target: sink.identity, error: error)
+                }
+                return
+            }
+        }
+    }
+
+    private var spoolOptions: Spool.Options {
+        var o = options.spool
+        o.normalizeToCRLF = sink.requiresCRLF
+        return o
+    }
+
+    /// Deliver, claim a prior copy, or skip: decided once the content is known.
+    private func prepare(_ spooled: SpooledMessage, key: SourceKey, listedIdents: Set<String>, uidValidity: UInt32,
+                         ledger: Ledger) throws -> TransferStateMachine.Preparation {
+        if let limit = sink.maxMessageSize, spooled.size > limit {
+            logger.warning("\(key): \(spooled.size) bytes is over the target's limit of \(limit); skipped")
+            return .skip(reason: "\(spooled.size) bytes is larger than \(sink.identity) accepts (\(limit))")
+        }
+        let prior = try ledger.priorCopy(for: key, sha256: spooled.sha256, target: sink.identity) { old in
+            !claimed.contains(old) && !(old.uidValidity == uidValidity && listedIdents.contains(old.ident))
+        }
+        if let prior {
+            claimed.insert(prior.key)
+            logger.info("\(key): same content as \(prior.key), already delivered (\(prior.targetRef)); not delivered again")
+            return .claim(prior: prior.key, targetRef: prior.targetRef)
+        }
+        return .deliver
+    }
+}
+
+/// A transfer that stopped early because its sink or source failed; what was delivered is recorded.
+public struct TransferStopped: Error, CustomStringConvertible {
+    public var account: String
+    public var target: String
+    public var error: DeliveryError
+
+    public var description: String { "\(account) → \(target): stopped: \(error.message)" }
+}

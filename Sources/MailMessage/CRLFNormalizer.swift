@@ -1,0 +1,42 @@
+import NIOCore
+
+/// Turns bare LF line ends into CRLF as a message streams past, one chunk at a time.
+///
+/// IMAP APPEND and SMTP DATA need CRLF; mbox and Maildir files usually hold bare LF. A CR that ends
+/// one chunk and the LF that starts the next are recognised as one CRLF.
+/// - SeeAlso: RFC 5322 §2.3, RFC 3501 §4.3
+public struct CRLFNormalizer: Sendable {
+    private var lastWasCR = false
+
+    public init() {}
+
+    /// Returns `chunk` with every bare LF preceded by a CR. Returns the input itself when it needs no change.
+    public mutating func normalize(_ chunk: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        let needsWork: Bool = chunk.withUnsafeReadableBytes { bytes in
+            var prevCR = lastWasCR
+            for byte in bytes {
+                if byte == UInt8(ascii: "\n") && !prevCR { return true }
+                prevCR = byte == UInt8(ascii: "\r")
+            }
+            return false
+        }
+        guard needsWork else {
+            if let last = chunk.readableBytesView.last { lastWasCR = last == UInt8(ascii: "\r") }
+            return chunk
+        }
+        var out = allocator.buffer(capacity: chunk.readableBytes + chunk.readableBytes / 16 + 2)
+        chunk.withUnsafeReadableBytes { bytes in
+            var runStart = 0
+            for (i, byte) in bytes.enumerated() {
+                if byte == UInt8(ascii: "\n") && !lastWasCR {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<i]))
+                    out.writeInteger(UInt8(ascii: "\r"))
+                    runStart = i
+                }
+                lastWasCR = byte == UInt8(ascii: "\r")
+            }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
+        }
+        return out
+    }
+}

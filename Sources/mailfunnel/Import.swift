@@ -1,0 +1,151 @@
+import ArgumentParser
+import Funnel
+import Foundation
+import Logging
+
+extension Mailfunnel {
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One pass: deliver every message not yet delivered from a source into a target.",
+            discussion: """
+                Ad hoc:      mailfunnel import mbox:old.mbox maildir:~/Maildir
+                From config: mailfunnel import --config mailfunnel.toml [--account NAME]...
+                URLs: mbox:PATH[?format=mboxo], maildir:PATH (imap://, pop3://, smtp:// come in later versions).
+                """
+        )
+
+        @Argument(help: ArgumentHelp("Where to read mail (mbox:PATH, maildir:PATH).", valueName: "source-url"))
+        var source: String?
+
+        @Argument(help: ArgumentHelp("Where to deliver it (maildir:PATH).", valueName: "target-url"))
+        var target: String?
+
+        @Option(name: .long, help: ArgumentHelp("Read accounts and targets from this TOML file.", valueName: "file"))
+        var config: String?
+
+        @Option(name: .long, help: ArgumentHelp("With --config: only this account (repeatable).", valueName: "name"))
+        var account: [String] = []
+
+        @Option(name: .long, help: ArgumentHelp("What to do with a source message once its delivery is committed: keep, mark-seen or delete.", valueName: "action"))
+        var afterDelivery: String?
+
+        @Option(name: .long, help: ArgumentHelp("Deliver every source folder into this one target folder.", valueName: "folder"))
+        var into: String?
+
+        @Option(name: .long, help: ArgumentHelp("Only these source folders, comma-separated (default: all).", valueName: "a,b"))
+        var folders: String?
+
+        @Flag(name: .long, help: "List what would be delivered; change nothing.")
+        var dryRun = false
+
+        @Flag(name: .long, help: "Print one JSON object with the figures on stdout at the end.")
+        var json = false
+
+        @OptionGroup var common: CommonOptions
+
+        func validate() throws {
+            if config == nil {
+                guard source != nil, target != nil else {
+                    throw ValidationError("give a source and a target URL, or --config FILE")
+                }
+                guard account.isEmpty else { throw ValidationError("--account needs --config") }
+            } else if source != nil || target != nil {
+                throw ValidationError("give either URLs or --config, not both")
+            }
+            if let a = afterDelivery, Disposal(rawValue: a) == nil {
+                throw ValidationError("--after-delivery must be keep, mark-seen or delete, not '\(a)'")
+            }
+        }
+
+        func run() async throws {
+            common.bootstrapLogging()
+            let logger = Logger(label: "mailfunnel")
+            let status: ExitStatus
+            do {
+                status = try await runJobs(logger: logger)
+            } catch {
+                throw ExitCode(report(error).rawValue)
+            }
+            if status != .ok { throw ExitCode(status.rawValue) }
+        }
+
+        private func runJobs(logger: Logger) async throws -> ExitStatus {
+            var base = TransferOptions()
+            base.dryRun = dryRun
+            if let a = afterDelivery, let d = Disposal(rawValue: a) { base.disposal = d }
+            base.targetMailbox = into
+            base.mailboxes = folders.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+            var jobs: [ImportJob]
+            var ledgerPath = common.ledger
+            if let config {
+                let c = try Config.load(path: config)
+                jobs = try c.importJobs(accounts: account, base: base)
+                if afterDelivery != nil { jobs = jobs.map { var j = $0; j.options.disposal = base.disposal; return j } }
+                ledgerPath = ledgerPath ?? c.ledger
+            } else {
+                let s = try MailURL.parse(source!)
+                let t = try MailURL.parse(target!)
+                jobs = [ImportJob(name: s.description, source: s, target: t, options: base)]
+            }
+            let path = ledgerPath ?? Ledger.defaultPath
+            let ledger: Ledger?
+            if dryRun {
+                ledger = FileManager.default.fileExists(atPath: path) ? try Ledger(path: path, readOnly: true) : nil
+            } else {
+                ledger = try Ledger(path: path)
+            }
+
+            let progress = ProgressDisplay(enabled: !common.quiet && !json && isatty(STDERR_FILENO) == 1)
+            var total = RunSummary()
+            var worst = ExitStatus.ok
+            for job in jobs {
+                let transfer = try job.makeTransfer(ledger: ledger, logger: logger) { progress.handle($0) }
+                do {
+                    let summary = try await transfer.run()
+                    progress.finish()
+                    total = total + summary
+                    if !common.quiet && !json {
+                        printSummary(job.name, summary)
+                    }
+                    if summary.deferred > 0 { worst = worse(worst, .temporaryFailure) }
+                    if summary.failed > summary.deferred { worst = worse(worst, .dataError) }
+                } catch {
+                    progress.finish()
+                    worst = worse(worst, report(error))
+                }
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                var out = total
+                out.seconds = (out.seconds * 1000).rounded() / 1000
+                print(String(decoding: try encoder.encode(out), as: UTF8.self))
+            }
+            return worst
+        }
+
+        private func printSummary(_ name: String, _ s: RunSummary) {
+            let rate = s.seconds > 0 ? Double(s.delivered) / s.seconds : 0
+            var line = "\(name): \(s.listed) listed, \(s.delivered) delivered, \(s.skipped) skipped, \(s.failed) failed"
+            if s.deferred > 0 { line += " (\(s.deferred) deferred to the next run)" }
+            if let would = s.wouldDeliver { line += ", \(would) would be delivered (dry run)" }
+            line += String(format: ", %@ in %.2f s (%.0f msg/s)", formatBytes(s.bytes), s.seconds, rate)
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+}
+
+/// The more serious of two exit statuses (a configuration or usage problem outranks a data one,
+/// which outranks a temporary one).
+func worse(_ a: ExitStatus, _ b: ExitStatus) -> ExitStatus {
+    func rank(_ s: ExitStatus) -> Int {
+        switch s {
+        case .ok: return 0
+        case .temporaryFailure: return 1
+        case .dataError: return 2
+        default: return 3
+        }
+    }
+    return rank(b) > rank(a) ? b : a
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Funnel
+import Foundation
+import Logging
+
+/// `mailfunnel`: gathers mail from old mailboxes into one, each message exactly once.
+@main
+struct Mailfunnel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mailfunnel",
+        abstract: "Gather mail from old POP3/IMAP accounts, mbox files and Maildirs into one mailbox, each message exactly once.",
+        discussion: """
+            Every message handled is recorded in a SQLite ledger, so nothing is delivered twice, even across
+            crashes and re-runs, and nothing is deleted at the source before its delivery is on disk.
+            Exit status: 0 done, 64 usage, 65 bad message data, 66 source missing, 69 server unavailable,
+            75 temporary failure (run again), 77 authentication refused, 78 configuration error.
+            """,
+        version: "0.1.0",
+        subcommands: [Import.self, Status.self]
+    )
+}
+
+/// Options every command shares.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The ledger database (default: $XDG_DATA_HOME/mailfunnel/ledger.sqlite).", valueName: "path"))
+    var ledger: String?
+
+    @Flag(name: .shortAndLong, help: "More detail on stderr (-vv for a trace).")
+    var verbose: Int
+
+    @Flag(name: .long, help: "Print nothing but errors.")
+    var quiet = false
+
+    func bootstrapLogging() {
+        let level: Logger.Level = quiet ? .error : verbose >= 2 ? .trace : verbose == 1 ? .debug : .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Prints `error` the way a person needs it and returns the exit status it maps to.
+func report(_ error: Error) -> ExitStatus {
+    let status: ExitStatus
+    let text: String
+    switch error {
+    case let e as FunnelError:
+        status = e.exitStatus
+        text = e.description
+    case let e as TransferStopped:
+        status = .temporaryFailure
+        text = e.description
+    default:
+        status = .software
+        text = "\(error)"
+    }
+    FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
+    return status
+}

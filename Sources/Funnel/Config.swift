@@ -340,7 +340,7 @@ struct TOMLLocator {
         let s = section.joined(separator: ".")
         if let key {
             let full = s.isEmpty ? key : "\(s).\(key)"
-            if let l = keyLines[full] { return l }
+            if let l = keyLines[full] ?? tableLines[full] ?? tableLines["\(full)#0"] { return l }
         }
         return tableLines[s]
     }

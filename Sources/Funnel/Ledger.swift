@@ -25,11 +25,6 @@ public final class Ledger: Sendable {
         var config = Configuration()
         config.readonly = readOnly
         config.busyMode = .timeout(10)
-        config.prepareDatabase { db in
-            if !db.configuration.readonly {
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
-        }
         do {
             if !readOnly {
                 let dir = (path as NSString).deletingLastPathComponent
@@ -39,6 +34,10 @@ public final class Ledger: Sendable {
             }
             pool = try DatabasePool(path: path, configuration: config)
             if !readOnly {
+                // GRDB sets synchronous=NORMAL on the writer when it enables WAL: a commit could then
+                // roll back after a power loss, and a source message could be deleted on the strength
+                // of a `delivered` that is gone. FULL makes every commit durable.
+                try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
                 try Self.migrator.migrate(pool)
             }
         } catch let error as DatabaseError {

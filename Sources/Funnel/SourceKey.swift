@@ -35,11 +35,15 @@ public struct MailboxListing: Sendable {
     public var mailbox: String
     public var uidValidity: UInt32
     public var messages: [ListedMessage]
+    /// Whether `messages` is everything the mailbox holds (false for an incremental listing such as
+    /// IMAP's `UID FETCH last+1:*`): only then does an unlisted key mean the message is gone.
+    public var isComplete: Bool
 
-    public init(mailbox: String, uidValidity: UInt32 = 0, messages: [ListedMessage]) {
+    public init(mailbox: String, uidValidity: UInt32 = 0, messages: [ListedMessage], isComplete: Bool = true) {
         self.mailbox = mailbox
         self.uidValidity = uidValidity
         self.messages = messages
+        self.isComplete = isComplete
     }
 }
 

@@ -164,6 +164,18 @@ public final class Transfer {
                 if entry.state == .delivered && options.disposal != .keep { leftovers.append(m) }
             }
         }
+        if options.disposal == .delete && listing.isComplete && !options.dryRun, let ledger {
+            // Delivered but gone from a complete listing: a run deleted it and stopped before it
+            // could record so. Record it now, or it would read as `delivered` for ever.
+            let listed = Set(listing.messages.map(\.ident))
+            let gone = known.filter { $0.value.state == .delivered && !listed.contains($0.key) }.keys.sorted()
+            if !gone.isEmpty {
+                try ledger.markDisposed(gone.map {
+                    SourceKey(account: source.identity, mailbox: mailbox, uidValidity: listing.uidValidity, ident: $0)
+                }, how: .delete)
+                try afterEffect(.ledgerDisposed)
+            }
+        }
         summary.listed += listing.messages.count
         onEvent(.listed(messages: listing.messages.count, bytes: listing.messages.reduce(0) { $0 + ($1.size ?? 0) }))
         onEvent(.alreadyDone(messages: listing.messages.count - deliver.count, bytes: doneBytes))
@@ -181,7 +193,6 @@ public final class Transfer {
 
         let targetMailbox = options.targetMailbox ?? mailbox
         let watermark = try await sink.prepare(mailbox: targetMailbox)
-        let listedIdents = Set(listing.messages.map(\.ident))
         var machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal,
                                            limits: options.limits)
         var spools: [Int: SpooledMessage] = [:]
@@ -216,8 +227,8 @@ public final class Transfer {
                         logger.error("\(mailbox) \(m.ident): cannot be read at the source: \(error.message)")
                         preparations.append(.fetchFailed(error))
                     case let .spooled(_, spooled):
-                        preparations.append(try prepare(spooled, key: key(i), listedIdents: listedIdents,
-                                                        uidValidity: listing.uidValidity, ledger: ledger))
+                        preparations.append(try prepare(spooled, key: key(i), uidValidity: listing.uidValidity,
+                                                        ledger: ledger))
                         switch preparations.last {
                         case .deliver?, .claim?: spools[i] = spooled
                         default: break
@@ -337,14 +348,19 @@ public final class Transfer {
     }
 
     /// Deliver, claim a prior copy, or skip: decided once the content is known.
-    private func prepare(_ spooled: SpooledMessage, key: SourceKey, listedIdents: Set<String>, uidValidity: UInt32,
-                         ledger: Ledger) throws -> TransferStateMachine.Preparation {
+    private func prepare(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, ledger: Ledger) throws -> TransferStateMachine.Preparation {
         if let limit = sink.maxMessageSize, spooled.size > limit {
             logger.warning("\(key): \(spooled.size) bytes is over the target's limit of \(limit); skipped")
             return .skip(reason: "\(spooled.size) bytes is larger than \(sink.identity) accepts (\(limit))")
         }
+        // Reconcile by content only across a change of key epoch (a new UIDVALIDITY): within one
+        // epoch an unlisted key means the message left the source, and an identical newcomer is a
+        // second message. Never when deleting: a copy deleted by a run that crashed before it could
+        // record `disposed` looks just like one renumbered, and claiming it would lose the newcomer.
+        // A rare duplicate is acceptable; a loss never is.
+        guard options.disposal != .delete else { return .deliver }
         let prior = try ledger.priorCopy(for: key, sha256: spooled.sha256, target: sink.identity) { old in
-            !claimed.contains(old) && !(old.uidValidity == uidValidity && listedIdents.contains(old.ident))
+            !claimed.contains(old) && old.uidValidity != uidValidity
         }
         if let prior {
             claimed.insert(prior.key)

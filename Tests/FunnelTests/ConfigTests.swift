@@ -1,0 +1,189 @@
+import Foundation
+@testable import Funnel
+import Testing
+
+struct ConfigTests {
+    static let good = """
+        ledger = "/var/lib/mailfunnel/ledger.sqlite"
+
+        [daemon]
+        poll_interval = "5m"
+        max_concurrent_accounts = 8
+        metrics_listen = "127.0.0.1:9120"
+
+        [targets.home]
+        url = "imaps://me%40example.org@mail.example.org/INBOX"
+        password_command = "pass show mail/home"
+
+        [targets.local]
+        url = "maildir:/srv/mail/me"
+
+        [[accounts]]
+        name = "orange"
+        source = "pop3s://jean.dupont@pop.orange.fr"
+        password_file = "/etc/mailfunnel/orange.pass"
+        target = "home"
+        folder = "Orange"
+        after_delivery = "delete"
+        delete_after = "30d"
+        poll_interval = "10m"
+
+        [[accounts]]
+        name = "old-imap"
+        source = "imaps://jean@imap.example.net"
+        folders = ["INBOX", "Sent"]
+        idle = true
+        target = "home"
+        """
+
+    @Test func readsTheDesignExample() throws {
+        let c = try Config.parse(Self.good, file: "mf.toml")
+        #expect(c.ledger == "/var/lib/mailfunnel/ledger.sqlite")
+        #expect(c.daemon.pollInterval == .seconds(300))
+        #expect(c.daemon.metricsListen == "127.0.0.1:9120")
+        #expect(c.targets["home"]?.url.user == "me@example.org")
+        #expect(c.targets["home"]?.url.path == "INBOX")
+        #expect(c.targets["home"]?.secret.command == "pass show mail/home")
+        #expect(c.accounts.map(\.name) == ["orange", "old-imap"])
+        let orange = c.accounts[0]
+        #expect(orange.afterDelivery == .delete)
+        #expect(orange.deleteAfter == .seconds(30 * 86400))
+        #expect(orange.folder == "Orange")
+        #expect(orange.line == 15)
+        #expect(c.accounts[1].folders == ["INBOX", "Sent"])
+        #expect(c.accounts[1].idle)
+        let jobs = try c.importJobs(accounts: ["old-imap"], base: TransferOptions())
+        #expect(jobs.count == 1)
+        #expect(jobs[0].options.mailboxes == ["INBOX", "Sent"])
+        #expect(jobs[0].target.host == "mail.example.org")
+    }
+
+    struct BadConfig: CustomTestStringConvertible, Sendable {
+        let name: String
+        let text: String
+        let line: Int?
+        let key: String?
+        let says: String
+        var testDescription: String { name }
+    }
+
+    static let bad: [BadConfig] = [
+        BadConfig(name: "misspelt key", text: "[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\nafter_delivry = \"delete\"\n",
+                  line: 5, key: "accounts[0].after_delivry", says: "did you mean 'after_delivery'"),
+        BadConfig(name: "wrong type", text: "[daemon]\npoll_interval = 5\nmax_concurrent_accounts = \"eight\"\n",
+                  line: 2, key: "daemon.poll_interval", says: "expected a string"),
+        BadConfig(name: "wrong type for a number", text: "[daemon]\nmax_concurrent_accounts = \"eight\"\n",
+                  line: 2, key: "daemon.max_concurrent_accounts", says: "expected a whole number"),
+        BadConfig(name: "undefined target", text: "[targets.home]\nurl = \"maildir:/m\"\n\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"hom\"\n",
+                  line: 7, key: "accounts[0].target", says: "no [targets.hom] is defined; defined: home"),
+        BadConfig(name: "bad URL", text: "[targets.home]\nurl = \"imaps://me@host:99999\"\n",
+                  line: 2, key: "targets.home.url", says: "bad port '99999'"),
+        BadConfig(name: "password in URL", text: "[targets.home]\nurl = \"imaps://me:secret@host\"\n",
+                  line: 2, key: "targets.home.url", says: "a password does not belong in a URL"),
+        BadConfig(name: "bad duration", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\npoll_interval = \"soon\"\n",
+                  line: 7, key: "accounts[0].poll_interval", says: "is not a duration"),
+        BadConfig(name: "bad after_delivery", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\nafter_delivery = \"purge\"\n",
+                  line: 7, key: "accounts[0].after_delivery", says: "'purge' is not one of keep, mark-seen, delete"),
+        BadConfig(name: "missing source", text: "[targets.t]\nurl = \"maildir:/m\"\n\n[[accounts]]\nname = \"a\"\ntarget = \"t\"\n",
+                  line: 4, key: "accounts[0].source", says: "needs a source URL"),
+        BadConfig(name: "duplicate account", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/y\"\ntarget = \"t\"\n",
+                  line: 8, key: "accounts[1].name", says: "a second account named 'a'"),
+        BadConfig(name: "two secrets", text: "[targets.t]\nurl = \"maildir:/m\"\npassword_file = \"/a\"\npassword_command = \"b\"\n",
+                  line: nil, key: "targets.t.password", says: "only one of"),
+        BadConfig(name: "TOML syntax", text: "ledger = \"/x\"\n[daemon\npoll_interval = \"5m\"\n",
+                  line: 2, key: nil, says: "not valid TOML"),
+        BadConfig(name: "unknown table", text: "[deamon]\npoll_interval = \"5m\"\n",
+                  line: 1, key: "deamon", says: "did you mean 'daemon'"),
+    ]
+
+    @Test(arguments: bad)
+    func namesFileLineAndKey(_ f: BadConfig) throws {
+        do {
+            _ = try Config.parse(f.text, file: "/etc/mf.toml")
+            Issue.record("accepted a bad config")
+        } catch let FunnelError.config(file, line, key, message) {
+            #expect(file == "/etc/mf.toml")
+            if let expected = f.line { #expect(line == expected) }
+            #expect(key == f.key)
+            #expect(message.contains(f.says), "message was: \(message)")
+            #expect(FunnelError.config(file: file, line: line, key: key, message: message).exitStatus == .config)
+        }
+    }
+
+    @Test func refusesAPasswordOthersCanRead() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("mf.toml")
+        try dir.write("mf.toml", Array("[targets.t]\nurl = \"maildir:/m\"\npassword = \"hunter2\"\n".utf8))
+        chmod(path, 0o644)
+        do {
+            _ = try Config.load(path: path)
+            Issue.record("accepted a world-readable password")
+        } catch let FunnelError.config(_, _, _, message) {
+            #expect(message.contains("chmod 600 \(path)"))
+            #expect(!message.contains("hunter2"))
+        }
+        chmod(path, 0o600)
+        let c = try Config.load(path: path)
+        #expect(c.targets["t"]?.secret.inline == "hunter2")
+        #expect(!"\(c.targets["t"]!.secret)".contains("hunter2"))
+    }
+
+    @Test func durations() {
+        #expect(parseDuration("90s") == .seconds(90))
+        #expect(parseDuration("5m") == .seconds(300))
+        #expect(parseDuration("2h") == .seconds(7200))
+        #expect(parseDuration("30d") == .seconds(2_592_000))
+        #expect(parseDuration("45") == .seconds(45))
+        #expect(parseDuration("-5m") == nil)
+        #expect(parseDuration("m") == nil)
+    }
+}
+
+struct MailURLTests {
+    @Test(arguments: [
+        ("imaps://jean@imap.example.net", "imaps://jean@imap.example.net"),
+        ("imap://me%40example.org@mail.example.org:1143/Old/Folder", "imap://me%40example.org@mail.example.org:1143/Old/Folder"),
+        ("pop3s://jean.dupont@pop.orange.fr:995", "pop3s://jean.dupont@pop.orange.fr"),
+        ("smtp://smtp.example.org", "smtp://smtp.example.org"),
+        ("IMAPS://u@[::1]:9993", "imaps://u@[::1]:9993"),
+        ("maildir:/srv/mail", "maildir:/srv/mail"),
+        ("mbox:/a/b.mbox?format=mboxo", "mbox:/a/b.mbox?format=mboxo"),
+    ])
+    func parsesToCanonicalForm(text: String, canonical: String) throws {
+        #expect(try MailURL.parse(text).description == canonical)
+    }
+
+    @Test(arguments: [
+        ("imap.example.org", "no scheme"),
+        ("ftp://x", "unknown scheme 'ftp'"),
+        ("imaps://host", "no user name"),
+        ("imaps://u@host:0", "bad port '0'"),
+        ("imaps://u@host:abc", "bad port 'abc'"),
+        ("pop3://u@host/INBOX", "take no folder"),
+        ("maildir:", "no path"),
+        ("mbox:/x?format=mboxcl", "unknown format"),
+        ("imaps://u@", "no host name"),
+        ("imaps:/u@host", "expected 'imaps://host'"),
+    ])
+    func refusesBadURLs(text: String, says: String) {
+        do {
+            _ = try MailURL.parse(text)
+            Issue.record("accepted \(text)")
+        } catch let error as FunnelError {
+            #expect(error.exitStatus == .usage)
+            #expect(error.description.contains(says), "said: \(error)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func neverEchoesAPassword() {
+        do {
+            _ = try MailURL.parse("imaps://jean:s3cret@imap.example.net")
+            Issue.record("accepted a password in a URL")
+        } catch {
+            #expect(!"\(error)".contains("s3cret"))
+            #expect("\(error)".contains("<redacted>"))
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import GRDB
+@testable import Funnel
+import Testing
+
+struct LedgerTests {
+    let dir: TemporaryDirectory
+    let ledger: Ledger
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        ledger = try Ledger(path: dir.file("sub/ledger.sqlite"))
+    }
+
+    func key(_ ident: String, uv: UInt32 = 0) -> SourceKey { SourceKey(account: "acct", mailbox: "INBOX", uidValidity: uv, ident: ident) }
+
+    func intent(_ k: SourceKey, sha: String = "aa") -> PendingIntent {
+        PendingIntent(key: k, sha256: sha, size: 10, messageID: "<m@x>", target: "T", targetMailbox: "INBOX",
+                      watermark: TargetWatermark(uidValidity: 7, uidNext: 42))
+    }
+
+    @Test func walksPendingDeliveredDisposed() throws {
+        let k = key("1")
+        #expect(try ledger.entry(k) == nil)
+        try ledger.markPending([intent(k)])
+        #expect(try ledger.entry(k)?.state == .pending)
+        let pending = try ledger.pending(account: "acct")
+        #expect(pending.count == 1)
+        #expect(pending.first?.watermark == TargetWatermark(uidValidity: 7, uidNext: 42))
+        #expect(pending.first?.messageID == "<m@x>")
+        try ledger.record([.delivered(k, targetRef: "new/x")])
+        #expect(try ledger.entry(k)?.state == .delivered)
+        #expect(try ledger.pending(account: "acct").isEmpty)
+        try ledger.markDisposed([k], how: .delete)
+        #expect(try ledger.entry(k) == LedgerEntry(state: .disposed, attempts: 1, errorClass: nil, disposal: "delete"))
+    }
+
+    @Test func deliveredIsNeverRecordedWithoutAPendingIntent() throws {
+        // `delivered` only follows `pending`: an outcome for an unknown key changes nothing.
+        try ledger.record([.delivered(key("ghost"), targetRef: "x")])
+        #expect(try ledger.entry(key("ghost")) == nil)
+    }
+
+    @Test func aDeliveredMessageCannotGoBackToPending() throws {
+        let k = key("1")
+        try ledger.markPending([intent(k)])
+        try ledger.record([.delivered(k, targetRef: "r")])
+        try ledger.markPending([intent(k)])
+        #expect(try ledger.entry(k)?.state == .delivered)
+    }
+
+    @Test func failuresAreRetriedByClass() throws {
+        let temp = key("t"), perm = key("p")
+        try ledger.markPending([intent(temp), intent(perm)])
+        try ledger.record([.failed(temp, DeliveryError(.temporary, "421 later")),
+                           .failed(perm, DeliveryError(.permanent, "554 no"))])
+        #expect(try ledger.entry(temp)?.isRetryable == true)
+        #expect(try ledger.entry(perm)?.isRetryable == true)
+        // A permanent failure gets three attempts in all.
+        for _ in 0..<2 {
+            try ledger.markPending([intent(perm)])
+            try ledger.record([.failed(perm, DeliveryError(.permanent, "554 no"))])
+        }
+        let e = try #require(try ledger.entry(perm))
+        #expect(e.attempts == 3)
+        #expect(!e.isRetryable)
+        // A temporary one is always retried.
+        for _ in 0..<5 {
+            try ledger.markPending([intent(temp)])
+            try ledger.record([.failed(temp, DeliveryError(.temporary, "421 later"))])
+        }
+        #expect(try ledger.entry(temp)?.isRetryable == true)
+    }
+
+    @Test func skippedIsFinal() throws {
+        let k = key("big")
+        try ledger.commitIntents(pending: [], claims: [], outcomes: [.skipped(k, reason: "too large", sha256: nil, size: 9)])
+        #expect(try ledger.entry(k)?.state == .skipped)
+        #expect(try ledger.entry(k)?.isRetryable == false)
+    }
+
+    @Test func countsIdenticalDeliveriesAsAMultiset() throws {
+        let a = key("a"), b = key("b")
+        try ledger.markPending([intent(a, sha: "same"), intent(b, sha: "same")])
+        #expect(try ledger.deliveredCopies(target: "T", sha256: "same") == 0)
+        try ledger.record([.delivered(a, targetRef: "1"), .delivered(b, targetRef: "2")])
+        #expect(try ledger.deliveredCopies(target: "T", sha256: "same") == 2)
+        #expect(try ledger.deliveredCopies(target: "other", sha256: "same") == 0)
+    }
+
+    @Test func reconcilesANewUIDValidityCopyForCopy() throws {
+        // Two identical messages delivered under UIDVALIDITY 1 …
+        let old1 = key("1", uv: 1), old2 = key("2", uv: 1)
+        try ledger.markPending([intent(old1, sha: "twin"), intent(old2, sha: "twin")])
+        try ledger.record([.delivered(old1, targetRef: "r1"), .delivered(old2, targetRef: "r2")])
+        // … then the server renumbers: three copies under UIDVALIDITY 2. Two take over, the third is new.
+        var claimed: Set<SourceKey> = []
+        var results: [PriorCopy?] = []
+        for ident in ["10", "11", "12"] {
+            let newKey = key(ident, uv: 2)
+            let prior = try ledger.priorCopy(for: newKey, sha256: "twin", target: "T") { !claimed.contains($0) && $0.uidValidity != 2 }
+            if let prior {
+                claimed.insert(prior.key)
+                try ledger.commitIntents(pending: [], claims: [Claim(key: newKey, prior: prior, target: "T", targetMailbox: "INBOX", sha256: "twin", size: 10)], outcomes: [])
+            }
+            results.append(prior)
+        }
+        #expect(results.compactMap { $0?.targetRef } == ["r1", "r2"])
+        #expect(results[2] == nil)
+        #expect(try ledger.entry(key("10", uv: 2))?.state == .delivered)
+        // A claimed copy cannot be claimed again by a later run (the new keys are listed, so theirs
+        // belong to them; the old ones are superseded).
+        #expect(try ledger.priorCopy(for: key("13", uv: 2), sha256: "twin", target: "T") { $0.uidValidity != 2 } == nil)
+    }
+
+    @Test func watermarkMovesForwardOnlyWithinAUIDValidity() throws {
+        try ledger.setWatermark(account: "acct", mailbox: "INBOX", uidValidity: 5, highestUID: 10)
+        try ledger.setWatermark(account: "acct", mailbox: "INBOX", uidValidity: 5, highestUID: 7)
+        #expect(try ledger.watermark(account: "acct", mailbox: "INBOX")?.highestUID == 10)
+        try ledger.setWatermark(account: "acct", mailbox: "INBOX", uidValidity: 6, highestUID: 3)
+        let w = try #require(try ledger.watermark(account: "acct", mailbox: "INBOX"))
+        #expect(w.uidValidity == 6 && w.highestUID == 3)
+    }
+
+    @Test func survivesReopeningAndReportsStatus() throws {
+        let k = key("1")
+        let run = try ledger.beginRun(account: "acct", name: "old isp", target: "T")
+        try ledger.markPending([intent(k)])
+        var s = RunSummary()
+        s.delivered = 1
+        try ledger.finishRun(run, summary: s, error: nil)
+        let reopened = try Ledger(path: dir.file("sub/ledger.sqlite"))
+        #expect(try reopened.entry(k)?.state == .pending)
+        let status = try reopened.status()
+        #expect(status.count == 1)
+        #expect(status.first?.name == "old isp")
+        #expect(status.first?.counts["pending"] == 1)
+        #expect(status.first?.lastSuccess != nil)
+    }
+
+    @Test func usesWALAndFullSync() throws {
+        let mode = try ledger.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+        let sync = try ledger.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+        #expect(sync == 2)
+    }
+}

@@ -1,0 +1,87 @@
+import Crypto
+import Foundation
+@testable import Funnel
+import NIOCore
+import Testing
+
+struct SpoolTests {
+    func spool(_ bytes: [UInt8], chunk: Int, options: Spool.Options) throws -> (Spool, SpooledMessage) {
+        let s = Spool(options: options)
+        var i = 0
+        while i < bytes.count {
+            let end = min(bytes.count, i + chunk)
+            try s.append(ByteBuffer(bytes: bytes[i..<end]))
+            i = end
+        }
+        return (s, s.finish())
+    }
+
+    @Test func smallMessagesStayInMemory() throws {
+        let bytes = Array("Message-ID: <a@b>\nDate: today\n\nhello\n".utf8)
+        let (s, m) = try spool(bytes, chunk: 3, options: Spool.Options())
+        #expect(!s.isOnDisk)
+        #expect(m.size == bytes.count)
+        #expect(m.sha256 == SHA256.hash(data: bytes).hexString)
+        #expect(m.messageID == "<a@b>")
+        #expect(m.headers.date == "today")
+        #expect(try m.collect() == bytes)
+    }
+
+    @Test func largeMessagesGoToAFileAndComeBackWhole() throws {
+        let dir = try TemporaryDirectory()
+        var rng = SplitMix(seed: 7)
+        let bytes = (0..<(3 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let options = Spool.Options(directory: dir.path, memoryLimit: 1 << 20)
+        let (s, m) = try spool(bytes, chunk: 100_000, options: options)
+        #expect(s.isOnDisk)
+        #expect(s.bytesInMemory == 0)
+        #expect(m.isOnDisk)
+        #expect(try m.collect() == bytes)
+        #expect(m.sha256 == SHA256.hash(data: bytes).hexString)
+        // The spool file is anonymous: nothing is left in the directory.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test func exactlyAtTheLimitStaysInMemory() throws {
+        let bytes = [UInt8](repeating: 65, count: 1024)
+        let (s, _) = try spool(bytes, chunk: 1024, options: Spool.Options(memoryLimit: 1024))
+        #expect(!s.isOnDisk)
+        let (t, _) = try spool(bytes + [66], chunk: 1025, options: Spool.Options(memoryLimit: 1024))
+        #expect(t.isOnDisk)
+    }
+
+    @Test func normalisesAndHashesWhatIsSent() throws {
+        let lf = Array("A: 1\n\nbody\n".utf8)
+        let crlf = Array("A: 1\r\n\r\nbody\r\n".utf8)
+        let (_, m) = try spool(lf, chunk: 1, options: Spool.Options(normalizeToCRLF: true))
+        #expect(try m.collect() == crlf)
+        #expect(m.size == crlf.count)
+        #expect(m.sha256 == SHA256.hash(data: crlf).hexString)
+    }
+
+    /// The 200 MB message: the spool holds at most its memory limit whatever the size.
+    /// (Peak RSS of the whole process is measured by scripts/bench-local, not asserted here.)
+    @Test func aTwoHundredMegabyteMessageKeepsMemoryBounded() throws {
+        let dir = try TemporaryDirectory()
+        let s = Spool(options: Spool.Options(directory: dir.path))
+        var chunk = ByteBufferAllocator().buffer(capacity: 1 << 20)
+        chunk.writeRepeatingByte(UInt8(ascii: "x"), count: (1 << 20) - 1)
+        chunk.writeInteger(UInt8(ascii: "\n"))
+        var hasher = SHA256()
+        chunk.withUnsafeReadableBytes { b in for _ in 0..<200 { hasher.update(bufferPointer: b) } }
+        var maxInMemory = 0
+        for _ in 0..<200 {
+            try s.append(chunk)
+            maxInMemory = max(maxInMemory, s.bytesInMemory)
+        }
+        let m = s.finish()
+        #expect(maxInMemory <= 1 << 20)
+        #expect(m.size == 200 << 20)
+        #expect(m.sha256 == hasher.finalize().hexString)
+        var read = 0
+        var largest = 0
+        try m.forEachChunk { read += $0.readableBytes; largest = max(largest, $0.readableBytes) }
+        #expect(read == 200 << 20)
+        #expect(largest <= 256 << 10)
+    }
+}

@@ -5,6 +5,7 @@ public enum ExitStatus: Int32, Sendable {
     case ok = 0
     case usage = 64
     case dataError = 65
+    case noInput = 66
     case unavailable = 69
     case software = 70
     case ioError = 74
@@ -23,6 +24,8 @@ public enum FunnelError: Error, CustomStringConvertible, Sendable {
     case io(path: String, operation: String, errno: Int32)
     /// A source could not be read as what it claims to be.
     case badSource(String, reason: String)
+    /// The source file or directory does not exist or cannot be opened.
+    case noInput(String, reason: String)
     /// The ledger could not be opened or written.
     case ledger(path: String, message: String)
     /// A usage problem on the command line.
@@ -34,6 +37,7 @@ public enum FunnelError: Error, CustomStringConvertible, Sendable {
         case .config: return .config
         case .io: return .ioError
         case .badSource: return .dataError
+        case .noInput: return .noInput
         case .ledger: return .software
         }
     }
@@ -49,7 +53,7 @@ public enum FunnelError: Error, CustomStringConvertible, Sendable {
             return "\(place): \(message)"
         case let .io(path, operation, code):
             return "\(operation) \(path): \(String(cString: strerror(code)))"
-        case let .badSource(source, reason):
+        case let .badSource(source, reason), let .noInput(source, reason):
             return "\(source): \(reason)"
         case let .ledger(path, message):
             return "ledger \(path): \(message)"

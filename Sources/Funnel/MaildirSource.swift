@@ -17,6 +17,9 @@ public final class MaildirSource: MailSource {
     }
 
     public func mailboxes() async throws -> [String] {
+        guard FileManager.default.fileExists(atPath: maildir.root) else {
+            throw FunnelError.noInput(identity, reason: "no such directory")
+        }
         guard Maildir.looksLikeMaildir(maildir.root) else {
             throw FunnelError.badSource(identity, reason: "not a Maildir (no cur/ and new/ directories)")
         }

@@ -117,7 +117,7 @@ public final class MboxSource: MailSource {
         do {
             return try LocalFile(path: path)
         } catch FunnelError.io(_, _, let code) {
-            throw FunnelError.badSource(identity, reason: "cannot open: \(String(cString: strerror(code)))")
+            throw FunnelError.noInput(identity, reason: "cannot open: \(String(cString: strerror(code)))")
         }
     }
 }

@@ -45,7 +45,11 @@ let package = Package(
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
         .testTarget(
             name: "FunnelTests",
-            dependencies: ["Funnel", "MailMessage", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Funnel", "MailMessage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "MailfunnelCLITests", dependencies: ["Funnel"]),
     ],

@@ -222,20 +222,34 @@ public enum DeliveryOutcome: Sendable {
 extension Ledger {
     // MARK: reading
 
-    /// The known state of every message of one source mailbox, by ident.
-    public func entries(account: String, mailbox: String, uidValidity: UInt32) throws -> [String: LedgerEntry] {
-        try read { db in
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT ident, state, attempts, error_class, disposal FROM message
-                WHERE account = ? AND mailbox = ? AND uid_validity = ?
-                """, arguments: [account, mailbox, Int64(uidValidity)])
+    /// The known state of the given messages of one source mailbox, by ident (one query a page).
+    public func entries(account: String, mailbox: String, uidValidity: UInt32, idents: [String]) throws -> [String: LedgerEntry] {
+        guard !idents.isEmpty else { return [:] }
+        return try read { db in
             var out: [String: LedgerEntry] = [:]
-            while let row = try rows.next() {
-                let state = LedgerState(rawValue: row["state"]) ?? .failed
-                out[row["ident"]] = LedgerEntry(state: state, attempts: row["attempts"],
-                                                errorClass: row["error_class"], disposal: row["disposal"])
+            // SQLite allows 32,766 parameters; pages are far smaller, but stay safe.
+            for chunk in stride(from: 0, to: idents.count, by: 10_000).map({ idents[$0..<min($0 + 10_000, idents.count)] }) {
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT ident, state, attempts, error_class, disposal FROM message
+                    WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident IN (\(marks))
+                    """, arguments: StatementArguments([account, mailbox, Int64(uidValidity)] + chunk.map { $0 as (any DatabaseValueConvertible) }))
+                while let row = try rows.next() {
+                    out[row["ident"]] = LedgerEntry(state: LedgerState(rawValue: row["state"]) ?? .failed,
+                                                    attempts: row["attempts"], errorClass: row["error_class"],
+                                                    disposal: row["disposal"])
+                }
             }
             return out
+        }
+    }
+
+    /// The idents of a source mailbox in one state (for the few `delivered` ones left undisposed).
+    public func idents(account: String, mailbox: String, uidValidity: UInt32, state: LedgerState) throws -> Set<String> {
+        try read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT ident FROM message WHERE account = ? AND mailbox = ? AND uid_validity = ? AND state = ?
+                """, arguments: [account, mailbox, Int64(uidValidity), state.rawValue]))
         }
     }
 

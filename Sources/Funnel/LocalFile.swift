@@ -51,6 +51,28 @@ final class LocalFile {
     }
 }
 
+extension LocalFile {
+    /// Reads the whole file like `read`, and awaits `betweenChunks` after each chunk is handled:
+    /// a way for a synchronous scanner to hand work to async code as it goes.
+    func read(chunkSize: Int = 256 << 10, _ body: (UnsafeRawBufferPointer) throws -> Void,
+              betweenChunks: () async throws -> Void) async throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        var position: Int64 = 0
+        while true {
+            let n = pread(fd, buffer.baseAddress!, chunkSize, off_t(position))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw posixError("read", path)
+            }
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            position += Int64(n)
+            try await betweenChunks()
+        }
+    }
+}
+
 /// An absolute, tidied path for identities and messages (`~` expanded, relative paths made absolute).
 func absolutePath(_ path: String) -> String {
     let expanded = (path as NSString).expandingTildeInPath

@@ -12,8 +12,13 @@ public protocol MailSource: AnyObject {
     /// The mailboxes to read, in order.
     func mailboxes() async throws -> [String]
 
-    /// Lists what `mailbox` holds now, with the UIDVALIDITY the idents are valid under.
-    func list(mailbox: String) async throws -> MailboxListing
+    /// Opens `mailbox` and says what its idents are valid under.
+    func select(mailbox: String) async throws -> MailboxInfo
+
+    /// Lists what `mailbox` holds now, in pages of at most `pageSize` messages, calling `page` for
+    /// each in turn. The engine delivers a page before the next is listed, so memory depends on
+    /// the page size, never on the mailbox size.
+    func list(mailbox: String, pageSize: Int, page: ([ListedMessage]) async throws -> Void) async throws
 
     /// Streams each message's bytes into a fresh spool made by `makeSpool`; a message that cannot be
     /// read becomes a `.failed` result and the others go on.

@@ -26,29 +26,43 @@ public final class MaildirSource: MailSource {
         return try maildir.mailboxes()
     }
 
-    public func list(mailbox: String) async throws -> MailboxListing {
+    public func select(mailbox: String) async throws -> MailboxInfo {
         let dir = maildir.directory(of: mailbox)
-        var found: [(ListedMessage, Double)] = []
+        for sub in ["new", "cur"] where access("\(dir)/\(sub)", R_OK | X_OK) != 0 {
+            throw FunnelError.badSource(identity, reason: "cannot read \(dir)/\(sub): \(String(cString: strerror(errno)))")
+        }
+        return MailboxInfo(mailbox: mailbox)
+    }
+
+    /// Streams new/ then cur/ in directory order (no sort, so memory stays flat in folder size).
+    public func list(mailbox: String, pageSize: Int, page: ([ListedMessage]) async throws -> Void) async throws {
+        let dir = maildir.directory(of: mailbox)
+        var messages: [ListedMessage] = []
+        messages.reserveCapacity(pageSize)
         for sub in ["new", "cur"] {
-            let names: [String]
-            do {
-                names = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(sub)")
-            } catch {
-                throw FunnelError.badSource(identity, reason: "cannot read \(dir)/\(sub)")
+            guard let handle = opendir("\(dir)/\(sub)") else {
+                throw FunnelError.badSource(identity, reason: "cannot read \(dir)/\(sub): \(String(cString: strerror(errno)))")
             }
-            for name in names where !name.hasPrefix(".") {
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                }
+                guard !name.hasPrefix(".") else { continue }
                 var st = stat()
                 guard stat("\(dir)/\(sub)/\(name)", &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
                 let (unique, info) = Maildir.split(name)
                 let flags = info.map { MessageFlags(maildirInfo: $0) } ?? MessageFlags()
-                let mtime = Double(st.st_mtim.tv_sec)
-                found.append((ListedMessage(ident: unique, size: Int(st.st_size), flags: flags,
-                                            internalDate: Date(timeIntervalSince1970: mtime),
-                                            locator: .file("\(sub)/\(name)")), mtime))
+                messages.append(ListedMessage(ident: unique, size: Int(st.st_size), flags: flags,
+                                              internalDate: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec)),
+                                              locator: .file("\(sub)/\(name)")))
+                if messages.count >= pageSize {
+                    try await page(messages)
+                    messages.removeAll(keepingCapacity: true)
+                }
             }
         }
-        found.sort { ($0.1, $0.0.ident) < ($1.1, $1.0.ident) }
-        return MailboxListing(mailbox: mailbox, messages: found.map(\.0))
+        if !messages.isEmpty { try await page(messages) }
     }
 
     public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {

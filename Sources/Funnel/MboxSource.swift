@@ -13,6 +13,7 @@ public final class MboxSource: MailSource {
     public let path: String
     public let format: MboxFormat
     public var identity: String { "mbox:\(path)" }
+    public var supportedDisposals: Set<Disposal> { [.keep] }
     /// The one mailbox an mbox file holds.
     public static let mailboxName = "INBOX"
 
@@ -23,11 +24,20 @@ public final class MboxSource: MailSource {
 
     public func mailboxes() async throws -> [String] { [Self.mailboxName] }
 
-    public func list(mailbox: String) async throws -> MailboxListing {
+    public func select(mailbox: String) async throws -> MailboxInfo {
+        let size = try openFile().size
+        return MailboxInfo(mailbox: mailbox, expectedBytes: Int(size))
+    }
+
+    public func list(mailbox: String, pageSize: Int, page: ([ListedMessage]) async throws -> Void) async throws {
         let file = try openFile()
         var scanner = MboxScanner(format: format)
         var messages: [ListedMessage] = []
-        var copies: [String: Int] = [:]
+        messages.reserveCapacity(pageSize)
+        // Ranks among identical copies, by the first 64 bits of the hash: 8 bytes a message rather
+        // than a whole hash. Two different messages sharing a prefix (about 1 in 10^8 for a million
+        // messages) only get ranks 0 and 1 instead of 0 and 0: idents stay unique and stable.
+        var copies: [UInt64: UInt32] = [:]
         var hasher = SHA256()
         var headers = HeaderScanner()
         var size = 0
@@ -46,21 +56,35 @@ public final class MboxSource: MailSource {
                 headers.consume(bytes)
                 size += bytes.count
             case let .end(offset):
-                let sha = hasher.finalize().hexString
-                let n = copies[sha, default: 0]
-                copies[sha] = n + 1
-                let flags = MessageFlags(mboxStatus: headers.value(of: "Status"), xStatus: headers.value(of: "X-Status"))
-                messages.append(ListedMessage(ident: "\(sha)/\(n)", size: size, flags: flags, internalDate: date,
+                let digest = hasher.finalize()
+                let prefix = digest.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                let n = copies[prefix, default: 0]
+                copies[prefix] = n + 1
+                let fields = headers.fields
+                func field(_ name: String) -> String? { fields.first { $0.name.lowercased() == name }?.value }
+                let flags = MessageFlags(mboxStatus: field("status"), xStatus: field("x-status"))
+                messages.append(ListedMessage(ident: "\(digest.hexString)/\(n)", size: size, flags: flags, internalDate: date,
                                               locator: .byteRange(offset: start, length: offset - start)))
             }
         }
         do {
-            try file.read { bytes in try scanner.feed(bytes, handle) }
+            // The scanner runs synchronously over each chunk; full pages are handed on between chunks.
+            try await file.read { bytes in try scanner.feed(bytes, handle) } betweenChunks: {
+                while messages.count >= pageSize {
+                    let full = Array(messages.prefix(pageSize))
+                    messages.removeFirst(pageSize)
+                    try await page(full)
+                }
+            }
             try scanner.finish(handle)
         } catch let MboxScanner.ScanError.notAnMbox(firstLine) {
             throw FunnelError.badSource(identity, reason: "not an mbox file: it does not start with a 'From ' line (found '\(firstLine)')")
         }
-        return MailboxListing(mailbox: mailbox, messages: messages)
+        while !messages.isEmpty {
+            let chunk = Array(messages.prefix(pageSize))
+            messages.removeFirst(chunk.count)
+            try await page(chunk)
+        }
     }
 
     public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {
@@ -101,8 +125,6 @@ public final class MboxSource: MailSource {
         }
         return results
     }
-
-    public var supportedDisposals: Set<Disposal> { [.keep] }
 
     public func dispose(_ messages: [ListedMessage], mailbox: String, how: Disposal) async throws -> [String] {
         guard how == .keep else {

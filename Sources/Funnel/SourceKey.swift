@@ -30,20 +30,25 @@ public struct SourceKey: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A mailbox of a source with the UIDVALIDITY its keys are valid under (0 where the notion does not exist).
-public struct MailboxListing: Sendable {
+/// A source mailbox as selected: the UIDVALIDITY its idents are valid under (0 where the notion does
+/// not exist) and what is known of its size before listing.
+public struct MailboxInfo: Sendable {
     public var mailbox: String
     public var uidValidity: UInt32
-    public var messages: [ListedMessage]
-    /// Whether `messages` is everything the mailbox holds (false for an incremental listing such as
-    /// IMAP's `UID FETCH last+1:*`): only then does an unlisted key mean the message is gone.
+    /// Whether a listing covers everything the mailbox holds (false for an incremental listing such
+    /// as IMAP's `UID FETCH last+1:*`): only then does an unlisted key mean the message is gone.
     public var isComplete: Bool
+    /// What the mailbox holds, when the source knows before listing (for progress display).
+    public var expectedMessages: Int?
+    public var expectedBytes: Int?
 
-    public init(mailbox: String, uidValidity: UInt32 = 0, messages: [ListedMessage], isComplete: Bool = true) {
+    public init(mailbox: String, uidValidity: UInt32 = 0, isComplete: Bool = true,
+                expectedMessages: Int? = nil, expectedBytes: Int? = nil) {
         self.mailbox = mailbox
         self.uidValidity = uidValidity
-        self.messages = messages
         self.isComplete = isComplete
+        self.expectedMessages = expectedMessages
+        self.expectedBytes = expectedBytes
     }
 }
 

@@ -22,6 +22,8 @@ public enum TransferEvent: Sendable {
     case skipped
     case failed
     case alreadyDone(messages: Int, bytes: Int)
+    /// What a mailbox holds, when the source knows before listing it.
+    case expecting(messages: Int?, bytes: Int?)
 }
 
 /// How one account is transferred.
@@ -33,6 +35,8 @@ public struct TransferOptions: Sendable {
     /// Read only these source mailboxes; nil reads all.
     public var mailboxes: [String]?
     public var limits = TransferStateMachine.Limits()
+    /// How many messages are listed and looked up in the ledger at a time.
+    public var pageSize = 1000
     public var spool = Spool.Options()
     /// A display name for logs and `status` (the config's account name).
     public var name: String?
@@ -121,10 +125,10 @@ public final class Transfer {
             }
             switch try await sink.locate(record) {
             case let .present(ref):
-                logger.info("recovery: \(record.key) found at the target (\(ref)); recorded as delivered")
+                logger.notice("recovery: \(record.key) found at the target (\(ref)); recorded as delivered")
                 outcomes.append(.delivered(record.key, targetRef: ref))
             case .absent:
-                logger.info("recovery: \(record.key) not at the target; it will be delivered again")
+                logger.notice("recovery: \(record.key) not at the target; it will be delivered again")
                 outcomes.append(.failed(record.key, DeliveryError(.temporary, "interrupted before delivery was confirmed")))
             }
         }
@@ -150,54 +154,83 @@ public final class Transfer {
     }
 
     private func runMailbox(_ mailbox: String, ledger: Ledger?) async throws {
-        let listing = try await source.list(mailbox: mailbox)
-        let known = try ledger?.entries(account: source.identity, mailbox: mailbox, uidValidity: listing.uidValidity) ?? [:]
-        var deliver: [ListedMessage] = []
-        var leftovers: [ListedMessage] = []
-        var doneBytes = 0
-        for m in listing.messages {
-            guard let entry = known[m.ident] else { deliver.append(m); continue }
-            if entry.isRetryable {
-                deliver.append(m)
-            } else {
-                doneBytes += m.size ?? 0
-                if entry.state == .delivered && options.disposal != .keep { leftovers.append(m) }
+        let info = try await source.select(mailbox: mailbox)
+        onEvent(.expecting(messages: info.expectedMessages, bytes: info.expectedBytes))
+        // Under a delete policy, `delivered` rows are the few whose deletion a crash interrupted; the
+        // listing says which are still at the source.
+        var undisposed: Set<String> = []
+        if options.disposal == .delete, !options.dryRun, let ledger {
+            undisposed = try ledger.idents(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
+                                           state: .delivered)
+        }
+        var prepared: (mailbox: String, watermark: TargetWatermark)?
+        var watermarkHeld = false
+        try await source.list(mailbox: mailbox, pageSize: options.pageSize) { page in
+            try Task.checkCancellation()
+            let known = try ledger?.entries(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
+                                            idents: page.map(\.ident)) ?? [:]
+            var deliver: [ListedMessage] = []
+            var leftovers: [ListedMessage] = []
+            var doneBytes = 0
+            for m in page {
+                undisposed.remove(m.ident)
+                guard let entry = known[m.ident] else { deliver.append(m); continue }
+                if entry.isRetryable {
+                    deliver.append(m)
+                } else {
+                    doneBytes += m.size ?? 0
+                    if entry.state == .delivered && options.disposal != .keep { leftovers.append(m) }
+                }
+            }
+            summary.listed += page.count
+            onEvent(.listed(messages: page.count, bytes: page.reduce(0) { $0 + ($1.size ?? 0) }))
+            onEvent(.alreadyDone(messages: page.count - deliver.count, bytes: doneBytes))
+            logger.debug("\(mailbox): \(page.count) listed, \(deliver.count) to deliver, \(leftovers.count) to dispose of")
+
+            if options.dryRun {
+                for m in deliver {
+                    print("would deliver \(mailbox) \(m.ident) (\(m.size.map { "\($0) bytes" } ?? "size unknown"))")
+                }
+                summary.wouldDeliver = (summary.wouldDeliver ?? 0) + deliver.count
+                return
+            }
+            guard let ledger, !deliver.isEmpty || !leftovers.isEmpty else { return }
+            if prepared == nil {
+                let target = options.targetMailbox ?? mailbox
+                prepared = (target, try await sink.prepare(mailbox: target))
+            }
+            let pageWatermark = try await runBatches(deliver: deliver, leftovers: leftovers, mailbox: mailbox, info: info,
+                                                     target: prepared!, ledger: ledger)
+            // The high-water mark moves only while every earlier page is settled.
+            if !watermarkHeld, let mark = pageWatermark {
+                try ledger.setWatermark(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity, highestUID: mark.uid)
+                try afterEffect(.ledgerWatermark)
+                watermarkHeld = !mark.pageSettled
             }
         }
-        if options.disposal == .delete && listing.isComplete && !options.dryRun, let ledger {
+        if options.disposal == .delete && info.isComplete && !undisposed.isEmpty, let ledger {
             // Delivered but gone from a complete listing: a run deleted it and stopped before it
             // could record so. Record it now, or it would read as `delivered` for ever.
-            let listed = Set(listing.messages.map(\.ident))
-            let gone = known.filter { $0.value.state == .delivered && !listed.contains($0.key) }.keys.sorted()
-            if !gone.isEmpty {
-                try ledger.markDisposed(gone.map {
-                    SourceKey(account: source.identity, mailbox: mailbox, uidValidity: listing.uidValidity, ident: $0)
-                }, how: .delete)
-                try afterEffect(.ledgerDisposed)
-            }
+            try ledger.markDisposed(undisposed.sorted().map {
+                SourceKey(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity, ident: $0)
+            }, how: .delete)
+            try afterEffect(.ledgerDisposed)
         }
-        summary.listed += listing.messages.count
-        onEvent(.listed(messages: listing.messages.count, bytes: listing.messages.reduce(0) { $0 + ($1.size ?? 0) }))
-        onEvent(.alreadyDone(messages: listing.messages.count - deliver.count, bytes: doneBytes))
-        logger.debug("\(mailbox): \(listing.messages.count) listed, \(deliver.count) to deliver, \(leftovers.count) to dispose of")
+    }
 
-        if options.dryRun {
-            for m in deliver {
-                print("would deliver \(mailbox) \(m.ident) (\(m.size.map { "\($0) bytes" } ?? "size unknown"))")
-            }
-            summary.wouldDeliver = (summary.wouldDeliver ?? 0) + deliver.count
-            return
-        }
-        guard let ledger else { return }
-        guard !deliver.isEmpty || !leftovers.isEmpty else { return }
-
-        let targetMailbox = options.targetMailbox ?? mailbox
-        let watermark = try await sink.prepare(mailbox: targetMailbox)
+    /// Runs the state machine over one page; returns where the high-water mark may move.
+    private func runBatches(deliver: [ListedMessage], leftovers: [ListedMessage], mailbox: String, info: MailboxInfo,
+                            target: (mailbox: String, watermark: TargetWatermark),
+                            ledger: Ledger) async throws -> (uid: UInt32, pageSettled: Bool)? {
+        let targetMailbox = target.mailbox
+        let watermark = target.watermark
+        let uidValidity = info.uidValidity
         var machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal,
                                            limits: options.limits)
         var spools: [Int: SpooledMessage] = [:]
+        var pageWatermark: (uid: UInt32, pageSettled: Bool)?
         func key(_ i: Int) -> SourceKey {
-            SourceKey(account: source.identity, mailbox: mailbox, uidValidity: listing.uidValidity,
+            SourceKey(account: source.identity, mailbox: mailbox, uidValidity: uidValidity,
                       ident: machine.messages[i].ident)
         }
 
@@ -227,7 +260,7 @@ public final class Transfer {
                         logger.error("\(mailbox) \(m.ident): cannot be read at the source: \(error.message)")
                         preparations.append(.fetchFailed(error))
                     case let .spooled(_, spooled):
-                        preparations.append(try prepare(spooled, key: key(i), uidValidity: listing.uidValidity,
+                        preparations.append(try prepare(spooled, key: key(i), uidValidity: uidValidity,
                                                         ledger: ledger))
                         switch preparations.last {
                         case .deliver?, .claim?: spools[i] = spooled
@@ -327,16 +360,18 @@ public final class Transfer {
                 action = machine.disposedCommitted()
 
             case let .moveWatermark(uid):
-                try ledger.setWatermark(account: source.identity, mailbox: mailbox,
-                                        uidValidity: listing.uidValidity, highestUID: uid)
-                try afterEffect(.ledgerWatermark)
+                // Moved by the caller, after the page, and only while every earlier page is settled.
+                let highest = machine.messages.compactMap { m -> UInt32? in
+                    if case let .uid(u) = m.locator { return u } else { return nil }
+                }.max() ?? uid
+                pageWatermark = (uid, uid >= highest)
                 action = machine.watermarkMoved()
 
             case let .finished(error):
                 if let error {
                     throw TransferStopped(account: options.name ?? source.identity, target: sink.identity, error: error)
                 }
-                return
+                return pageWatermark
             }
         }
     }
@@ -364,7 +399,7 @@ public final class Transfer {
         }
         if let prior {
             claimed.insert(prior.key)
-            logger.info("\(key): same content as \(prior.key), already delivered (\(prior.targetRef)); not delivered again")
+            logger.notice("\(key): same content as \(prior.key), already delivered (\(prior.targetRef)); not delivered again")
             return .claim(prior: prior.key, targetRef: prior.targetRef)
         }
         return .deliver

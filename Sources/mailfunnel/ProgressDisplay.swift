@@ -9,6 +9,9 @@ final class ProgressDisplay {
     private var doneMessages = 0
     private var doneBytes = 0
     private var deliveredMessages = 0
+    /// What the sources announced before listing (an mbox's file size), for the bar while listing goes on.
+    private var expectedMessages = 0
+    private var expectedBytes = 0
     private var started = Date()
     private var lastDraw = Date.distantPast
     private var drawn = false
@@ -29,6 +32,9 @@ final class ProgressDisplay {
             deliveredMessages += 1
         case .skipped, .failed:
             doneMessages += 1
+        case let .expecting(messages, bytes):
+            expectedMessages += messages ?? 0
+            expectedBytes += bytes ?? 0
         }
         draw()
     }
@@ -39,15 +45,19 @@ final class ProgressDisplay {
         guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
         let elapsed = max(now.timeIntervalSince(started), 0.001)
-        let fraction = totalMessages == 0 ? 0 : Double(doneMessages) / Double(totalMessages)
+        // Listing goes on while delivering: until it is done, the announced size is the better total.
+        let byBytes = expectedBytes > totalBytes
+        let fraction = byBytes ? Double(doneBytes) / Double(expectedBytes)
+            : totalMessages == 0 ? 0 : Double(doneMessages) / Double(max(totalMessages, expectedMessages))
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
         let rate = Double(deliveredMessages) / elapsed
-        let remaining = totalMessages - doneMessages
-        let eta = rate > 0 ? formatDuration(Double(remaining) / rate) : "--:--"
-        let line = String(format: "\r[%@] %d/%d msgs  %@/%@  %.0f msg/s  ETA %@ ", bar, doneMessages, totalMessages,
-                          formatBytes(doneBytes), formatBytes(totalBytes), rate, eta)
+        let remainingSeconds = fraction > 0.001 ? elapsed * (1 - fraction) / fraction : -1
+        let eta = remainingSeconds >= 0 ? formatDuration(remainingSeconds) : "--:--"
+        let messages = byBytes ? "\(doneMessages) msgs" : "\(doneMessages)/\(max(totalMessages, expectedMessages)) msgs"
+        let line = String(format: "\r[%@] %@  %@/%@  %.0f msg/s  ETA %@ ", bar, messages,
+                          formatBytes(doneBytes), formatBytes(max(totalBytes, expectedBytes)), rate, eta)
         FileHandle.standardError.write(Data(line.utf8))
         drawn = true
     }
@@ -59,6 +69,7 @@ final class ProgressDisplay {
         FileHandle.standardError.write(Data("\n".utf8))
         drawn = false
         totalMessages = 0; totalBytes = 0; doneMessages = 0; doneBytes = 0; deliveredMessages = 0
+        expectedMessages = 0; expectedBytes = 0
         started = Date()
     }
 }

@@ -128,6 +128,19 @@ struct ConfigTests {
         #expect(!"\(c.targets["t"]!.secret)".contains("hunter2"))
     }
 
+    /// The documented example in etc/ stays valid: docs and parser cannot drift apart.
+    @Test func theExampleConfigParses() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("etc/mailfunnel.toml").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let c = try Config.parse(text, file: path)
+        #expect(c.accounts.map(\.name) == ["old-archive", "laptop-maildir"])
+        #expect(c.accounts[1].afterDelivery == .delete)
+        #expect(c.accounts[1].folders == ["INBOX", "Sent"])
+        let jobs = try c.importJobs(accounts: [], base: TransferOptions())
+        #expect(jobs.map(\.options.targetMailbox) == ["Old/Archive", nil])
+    }
+
     @Test func durations() {
         #expect(parseDuration("90s") == .seconds(90))
         #expect(parseDuration("5m") == .seconds(300))

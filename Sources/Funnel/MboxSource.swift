@@ -99,12 +99,10 @@ public final class MboxSource: MailSource {
             var scanner = MboxScanner(format: format, startOffset: offset)
             var count = 0
             var spoolError: Error?
-            var raw = SHA256()
             func handle(_ event: MboxScanner.Event) throws {
                 switch event {
                 case .begin: count += 1
                 case let .body(bytes) where count == 1:
-                    raw.update(bufferPointer: bytes)
                     try spool.append(bytes)
                 default: break
                 }
@@ -117,7 +115,7 @@ public final class MboxSource: MailSource {
             }
             let spooled = spool.finish(flags: m.flags, internalDate: m.internalDate)
             // The file changed since it was listed if the region no longer holds exactly the message.
-            if spoolError != nil || count != 1 || "\(raw.finalize().hexString)/" != m.ident.prefix(65) {
+            if spoolError != nil || count != 1 || "\(spooled.sourceSHA256)/" != m.ident.prefix(65) {
                 results.append(.failed(m, DeliveryError(.temporary, "the mbox changed since it was listed; run again")))
             } else {
                 results.append(.spooled(m, spooled))

@@ -34,6 +34,8 @@ public final class Spool {
 
     private let options: Options
     private var hasher = SHA256()
+    /// The hash of the bytes as they came in, kept apart only when normalising changes them.
+    private var sourceHasher: SHA256?
     private var headers: HeaderScanner
     private var normalizer = CRLFNormalizer()
     private var memory: ByteBuffer
@@ -44,10 +46,12 @@ public final class Spool {
         self.options = options
         self.headers = HeaderScanner(limit: options.headerLimit)
         self.memory = ByteBufferAllocator().buffer(capacity: 0)
+        self.sourceHasher = options.normalizeToCRLF ? SHA256() : nil
     }
 
     /// Adds the next chunk of the message.
     public func append(_ chunk: ByteBuffer) throws {
+        if sourceHasher != nil { chunk.withUnsafeReadableBytes { sourceHasher!.update(bufferPointer: $0) } }
         let bytes = options.normalizeToCRLF ? normalizer.normalize(chunk) : chunk
         bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
         headers.consume(bytes)
@@ -75,10 +79,10 @@ public final class Spool {
 
     /// Ends the message and hands over what was collected.
     public func finish(flags: MessageFlags = MessageFlags(), internalDate: Date? = nil) -> SpooledMessage {
-        let digest = hasher.finalize()
+        let digest = hasher.finalize().hexString
         let storage: SpooledMessage.Storage = file.map { .file($0) } ?? .memory(memory)
-        return SpooledMessage(sha256: digest.hexString, size: size, headers: headers,
-                              flags: flags, internalDate: internalDate, storage: storage)
+        return SpooledMessage(sha256: digest, sourceSHA256: sourceHasher?.finalize().hexString ?? digest, size: size,
+                              headers: headers, flags: flags, internalDate: internalDate, storage: storage)
     }
 
     /// Whether the message has outgrown memory (for tests and figures).
@@ -95,15 +99,20 @@ public final class SpooledMessage {
         case file(SpoolFile)
     }
 
+    /// The SHA-256 of what is delivered (after line-end normalisation, if any).
     public let sha256: String
+    /// The SHA-256 of the bytes as the source gave them (the same as `sha256` unless normalised).
+    public let sourceSHA256: String
     public let size: Int
     public let headers: HeaderScanner
     public var flags: MessageFlags
     public var internalDate: Date?
     let storage: Storage
 
-    init(sha256: String, size: Int, headers: HeaderScanner, flags: MessageFlags, internalDate: Date?, storage: Storage) {
+    init(sha256: String, sourceSHA256: String, size: Int, headers: HeaderScanner, flags: MessageFlags,
+         internalDate: Date?, storage: Storage) {
         self.sha256 = sha256
+        self.sourceSHA256 = sourceSHA256
         self.size = size
         self.headers = headers
         self.flags = flags

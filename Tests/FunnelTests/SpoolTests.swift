@@ -57,6 +57,7 @@ struct SpoolTests {
         #expect(try m.collect() == crlf)
         #expect(m.size == crlf.count)
         #expect(m.sha256 == SHA256.hash(data: crlf).hexString)
+        #expect(m.sourceSHA256 == SHA256.hash(data: lf).hexString)
     }
 
     /// The 200 MB message: the spool holds at most its memory limit whatever the size.

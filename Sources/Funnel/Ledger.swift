@@ -351,13 +351,13 @@ extension Ledger {
             for outcome in outcomes {
                 switch outcome {
                 case let .delivered(key, ref):
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         UPDATE message SET state = 'delivered', target_ref = ?, error_class = NULL, error_text = NULL,
                             updated_at = ?
                         WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ? AND state = 'pending'
-                        """, arguments: [ref, now, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
+                        """).execute(arguments: [ref, now, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
                 case let .failed(key, error):
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT INTO message (account, mailbox, uid_validity, ident, state, error_class, error_text,
                                              attempts, created_at, updated_at)
                         VALUES (?, ?, ?, ?, 'failed', ?, ?, 1, ?, ?)
@@ -366,17 +366,17 @@ extension Ledger {
                             updated_at = excluded.updated_at,
                             attempts = CASE WHEN message.state = 'pending' THEN message.attempts ELSE message.attempts + 1 END
                         WHERE message.state IN ('pending', 'failed')
-                        """, arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident,
+                        """).execute(arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident,
                                          error.errorClass.rawValue, error.message, now, now])
                 case let .skipped(key, reason, sha256, size):
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT INTO message (account, mailbox, uid_validity, ident, state, reason, sha256, size,
                                              created_at, updated_at)
                         VALUES (?, ?, ?, ?, 'skipped', ?, ?, ?, ?, ?)
                         ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
                             state = 'skipped', reason = excluded.reason, updated_at = excluded.updated_at
                         WHERE message.state IN ('pending', 'failed')
-                        """, arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident, reason,
+                        """).execute(arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident, reason,
                                          sha256, size, now, now])
                 }
             }
@@ -415,14 +415,14 @@ extension Ledger {
     public func priorCopy(for key: SourceKey, sha256: String, target: String,
                           claimable: (SourceKey) -> Bool) throws -> PriorCopy? {
         try read { db in
-            let candidates = try Row.fetchAll(db, sql: """
+            let candidates = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT uid_validity, ident, target_ref, message_id FROM message
                 WHERE target = ? AND sha256 = ? AND account = ? AND mailbox = ?
                   AND state IN ('delivered', 'disposed') AND superseded_by IS NULL
                   AND (disposal IS NULL OR disposal != 'delete')
                   AND NOT (uid_validity = ? AND ident = ?)
                 ORDER BY id
-                """, arguments: [target, sha256, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
+                """), arguments: [target, sha256, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
             for row in candidates {
                 let old = SourceKey(account: key.account, mailbox: key.mailbox,
                                     uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
@@ -444,19 +444,19 @@ extension Ledger {
             try Self.insertPending(db, pending, now: now)
             for claim in claims {
                 let k = claim.key
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE message SET superseded_by = ?, updated_at = ?
                     WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ?
-                    """, arguments: ["\(k.uidValidity)/\(k.ident)", now, k.account, k.mailbox,
+                    """).execute(arguments: ["\(k.uidValidity)/\(k.ident)", now, k.account, k.mailbox,
                                      Int64(claim.prior.key.uidValidity), claim.prior.key.ident])
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO message (account, mailbox, uid_validity, ident, state, target, target_mailbox, sha256,
                                          size, message_id, target_ref, reason, attempts, created_at, updated_at)
                     VALUES (?, ?, ?, ?, 'delivered', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                     ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
                         state = 'delivered', target = excluded.target, sha256 = excluded.sha256,
                         target_ref = excluded.target_ref, reason = excluded.reason, updated_at = excluded.updated_at
-                    """, arguments: [k.account, k.mailbox, Int64(k.uidValidity), k.ident, claim.target,
+                    """).execute(arguments: [k.account, k.mailbox, Int64(k.uidValidity), k.ident, claim.target,
                                      claim.targetMailbox, claim.sha256, claim.size, claim.prior.messageID,
                                      claim.prior.targetRef,
                                      "reconciled by content with \(claim.prior.key.uidValidity)/\(claim.prior.key.ident)",
@@ -469,13 +469,13 @@ extension Ledger {
     /// Moves a source mailbox's high-water mark; the runner calls it last, after the batch it covers.
     public func setWatermark(account: String, mailbox: String, uidValidity: UInt32, highestUID: UInt32) throws {
         try write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO watermark (account, mailbox, uid_validity, highest_uid, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (account, mailbox) DO UPDATE SET
                     highest_uid = CASE WHEN watermark.uid_validity = excluded.uid_validity
                                        THEN MAX(watermark.highest_uid, excluded.highest_uid) ELSE excluded.highest_uid END,
                     uid_validity = excluded.uid_validity, updated_at = excluded.updated_at
-                """, arguments: [account, mailbox, Int64(uidValidity), Int64(highestUID), Self.now])
+                """).execute(arguments: [account, mailbox, Int64(uidValidity), Int64(highestUID), Self.now])
         }
     }
 }

@@ -13,70 +13,91 @@ public enum MboxFromLine {
 
     /// True when `line` (without its line end) is an mbox separator line.
     public static func isSeparator(_ line: some Collection<UInt8>) -> Bool {
-        guard line.count >= 5, line.count <= maxLength else { return false }
-        guard line.starts(with: fromPrefix) else { return false }
-        return parse(line) != nil
+        guard line.count >= 5, line.count <= maxLength, line.starts(with: fromPrefix) else { return false }
+        return fields(Array(line.dropFirst(5))) != nil
     }
 
     /// The envelope sender and date of a separator line, or nil when the line is not one.
     public static func parse(_ line: some Collection<UInt8>) -> (sender: String, date: Date?)? {
-        guard line.starts(with: fromPrefix), line.count <= maxLength else { return nil }
-        let text = String(decoding: line.dropFirst(5), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let words = text.split(separator: " ", omittingEmptySubsequences: true)
-        guard words.count >= 3 else { return nil }
-        // A time field hh:mm or hh:mm:ss and a four-digit year, somewhere after the sender.
-        guard let timeIndex = words.indices.dropFirst().first(where: { isTime(words[$0]) }) else { return nil }
-        guard words.dropFirst().contains(where: { isYear($0) }) else { return nil }
-        let sender = String(words[0])
-        return (sender, parseDate(Array(words[1...]), timeIndex: timeIndex - 1))
+        guard line.count <= maxLength, line.starts(with: fromPrefix) else { return nil }
+        let rest = Array(line.dropFirst(5))
+        guard let f = fields(rest) else { return nil }
+        return (String(decoding: rest[f.words[0]], as: UTF8.self), date(rest, f))
     }
 
     private static let fromPrefix = Array("From ".utf8)
 
-    private static func isTime(_ word: Substring) -> Bool {
-        let parts = word.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2 || parts.count == 3 else { return false }
-        return parts.allSatisfy { $0.count >= 1 && $0.count <= 2 && $0.allSatisfy(\.isASCIIDigit) }
+    /// The words of the line after `From ` and the index of the time word, when the line has the
+    /// shape of a separator: a sender, then a time `hh:mm[:ss]` and a four-digit year.
+    private static func fields(_ bytes: [UInt8]) -> (words: [Range<Int>], time: Int)? {
+        var words: [Range<Int>] = []
+        var i = 0
+        while i < bytes.count {
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0D { i += 1 }
+            let start = i
+            while i < bytes.count, bytes[i] != 0x20, bytes[i] != 0x09, bytes[i] != 0x0D { i += 1 }
+            if i > start { words.append(start..<i) }
+        }
+        guard words.count >= 3 else { return nil }
+        guard let time = words.indices.dropFirst().first(where: { isTime(bytes[words[$0]]) }) else { return nil }
+        guard words.dropFirst().contains(where: { isYear(bytes[$0]) }) else { return nil }
+        return (words, time)
     }
 
-    private static func isYear(_ word: Substring) -> Bool {
-        word.count == 4 && word.allSatisfy(\.isASCIIDigit)
+    private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+    private static func isTime(_ word: ArraySlice<UInt8>) -> Bool {
+        let parts = word.split(separator: 0x3A, omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3 else { return false }
+        return parts.allSatisfy { $0.count >= 1 && $0.count <= 2 && $0.allSatisfy(isDigit) }
+    }
+
+    private static func isYear(_ word: ArraySlice<UInt8>) -> Bool {
+        word.count == 4 && word.allSatisfy(isDigit)
+    }
+
+    private static func number(_ word: ArraySlice<UInt8>) -> Int? {
+        guard !word.isEmpty, word.count <= 9, word.allSatisfy(isDigit) else { return nil }
+        return word.reduce(0) { $0 * 10 + Int($1 - 0x30) }
     }
 
     private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        .map { Array($0.utf8) }
 
-    /// Parses `Sat Jan  3 01:05:34 1996` (optionally with a zone such as `+0100` or `UTC`) as UTC
-    /// unless a numeric zone is given.
-    private static func parseDate(_ words: [Substring], timeIndex: Int) -> Date? {
+    /// `Sat Jan  3 01:05:34 1996`, optionally with a zone such as `+0100`; UTC unless a numeric zone
+    /// is given. Computed directly (days from the civil date), not through Calendar: it runs for
+    /// every message of an mbox.
+    private static func date(_ bytes: [UInt8], _ f: (words: [Range<Int>], time: Int)) -> Date? {
         var month: Int?
         var day: Int?
         var year: Int?
         var zoneSeconds = 0
-        for (i, w) in words.enumerated() where i != timeIndex {
-            let lower = w.lowercased()
-            if month == nil, lower.count >= 3, let m = months.firstIndex(of: String(lower.prefix(3))) {
-                month = m + 1
-            } else if w.count == 4, let y = Int(w) {
+        for (i, range) in f.words.enumerated().dropFirst() where i != f.time {
+            let w = bytes[range]
+            if month == nil, w.count >= 3 {
+                let lower = w.prefix(3).map { $0 | 0x20 }
+                if let m = months.firstIndex(of: lower) { month = m + 1; continue }
+            }
+            if w.count == 4, let y = number(w) {
                 year = y
-            } else if day == nil, w.count <= 2, let d = Int(w) {
+            } else if day == nil, w.count <= 2, let d = number(w) {
                 day = d
-            } else if (w.first == "+" || w.first == "-"), w.count == 5, let z = Int(w.dropFirst()) {
-                zoneSeconds = (z / 100 * 3600 + z % 100 * 60) * (w.first == "-" ? -1 : 1)
+            } else if w.count == 5, w.first == 0x2B || w.first == 0x2D, let z = number(w.dropFirst()) {
+                zoneSeconds = (z / 100 * 3600 + z % 100 * 60) * (w.first == 0x2D ? -1 : 1)
             }
         }
-        let time = words[timeIndex].split(separator: ":").compactMap { Int($0) }
-        guard let month, let day, let year, time.count >= 2 else { return nil }
-        var components = DateComponents()
-        components.year = year
-        components.month = month
-        components.day = day
-        components.hour = time[0]
-        components.minute = time[1]
-        components.second = time.count > 2 ? time[2] : 0
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
-        guard let date = calendar.date(from: components) else { return nil }
-        return date.addingTimeInterval(TimeInterval(-zoneSeconds))
+        let time = bytes[f.words[f.time]].split(separator: 0x3A).compactMap(number)
+        guard let month, let day, let year, (1...31).contains(day), time.count >= 2 else { return nil }
+        // Howard Hinnant's days_from_civil.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        let seconds = days * 86400 + time[0] * 3600 + time[1] * 60 + (time.count > 2 ? time[2] : 0) - zoneSeconds
+        return Date(timeIntervalSince1970: TimeInterval(seconds))
     }
 }
 

@@ -123,6 +123,18 @@ struct MboxFromLineTests {
         #expect(MboxFromLine.isSeparator(Array(line.utf8)) == expected)
     }
 
+    @Test(arguments: [
+        ("From a@b Thu Feb 29 12:00:00 2024", 1_709_208_000.0),
+        ("From a@b Fri Dec 31 23:59:59 1999", 946_684_799.0),
+        ("From a@b Sat Jan  1 00:00:00 2000", 946_684_800.0),
+        ("From a@b Wed Dec 31 23:00:00 1969", -3600.0),
+        ("From a@b Tue Mar  1 00:00:00 2022 -0230", 1_646_101_800.0),
+    ])
+    func computesCivilDates(line: String, seconds: Double) throws {
+        let parsed = try #require(MboxFromLine.parse(Array(line.utf8)))
+        #expect(parsed.date == Date(timeIntervalSince1970: seconds))
+    }
+
     @Test func parsesTheDateAsUTC() throws {
         let parsed = try #require(MboxFromLine.parse(Array("From a@b Sat Jan  3 01:05:34 1996".utf8)))
         #expect(parsed.sender == "a@b")

@@ -248,7 +248,7 @@ public struct Config: Sendable {
 
         func tls(_ t: TOMLTable, section: [String]) throws -> String? {
             guard let v = try string(t, "tls", section: section) else { return nil }
-            guard ["starttls", "none", "implicit"].contains(v) else {
+            guard ["starttls", "none"].contains(v) else {
                 throw error(section, "tls", "'\(v)' is not one of starttls, none")
             }
             return v

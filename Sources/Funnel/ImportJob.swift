@@ -19,6 +19,13 @@ public struct ImportJob: Sendable {
 
     /// Builds the transfer (opening nothing on the network yet).
     public func makeTransfer(ledger: Ledger?, logger: Logger, onEvent: @escaping (TransferEvent) -> Void) throws -> Transfer {
+        if source.scheme == .maildir, target.scheme == .maildir {
+            let s = absolutePath(source.path), t = absolutePath(target.path)
+            // New files would show up in the listing being read and be delivered again, for ever.
+            if s == t || t.hasPrefix(s + "/") || s.hasPrefix(t + "/") {
+                throw FunnelError.usage("\(name): the target \(target) is the source \(source) or inside it; deliver somewhere else")
+            }
+        }
         let source = try Endpoints.source(self.source)
         let sink = try Endpoints.sink(target)
         return Transfer(source: source, sink: sink, ledger: ledger, options: options, logger: logger, onEvent: onEvent)

@@ -144,6 +144,7 @@ struct CommandLineTests {
         (["import", "mbox:/tmp/x", "maildir:/tmp/y", "--after-delivery", "shred"], "keep, mark-seen or delete"),
         (["import", "maildir:/tmp/y", "mbox:/tmp/x"], "mbox is a source only"),
         (["frobnicate"], "Unexpected argument"),
+        (["import", "maildir:/tmp/same", "maildir:/tmp/same/"], "is the source"),
     ])
     func usageErrorsExit64(arguments: [String], says: String) throws {
         let r = try run(arguments)

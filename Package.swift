@@ -22,6 +22,12 @@ let package = Package(
             name: "MailMessage",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Sans-I/O IMAP: response parser (streams message bodies), command encoder, UID sets,
+        // INTERNALDATE, modified UTF-7.
+        .target(
+            name: "IMAPCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
         // The engine: sources, sinks, spool, ledger, the exactly-once transfer, config.
         .target(
             name: "Funnel",
@@ -43,6 +49,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
+        .testTarget(
+            name: "IMAPCoreTests",
+            dependencies: ["IMAPCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "FunnelTests",
             dependencies: [

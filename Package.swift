@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -27,6 +28,20 @@ let package = Package(
         .target(
             name: "IMAPCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // NIO connections (TCP, implicit TLS, STARTTLS), SASL, the redacted protocol trace, and the
+        // async protocol clients.
+        .target(
+            name: "MailTransport",
+            dependencies: [
+                "IMAPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The engine: sources, sinks, spool, ledger, the exactly-once transfer, config.
         .target(
@@ -52,6 +67,10 @@ let package = Package(
         .testTarget(
             name: "IMAPCoreTests",
             dependencies: ["IMAPCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "MailTransportTests",
+            dependencies: ["MailTransport", "IMAPCore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FunnelTests",

@@ -1,0 +1,438 @@
+import Foundation
+import IMAPCore
+import Logging
+import NIOCore
+
+/// Message bytes an APPEND reads piece by piece, so a large message is never held whole.
+public protocol AppendBody {
+    var size: Int { get }
+    /// Up to `maxLength` bytes from `offset`.
+    func readChunk(at offset: Int, maxLength: Int) throws -> ByteBuffer
+}
+
+/// One message of an APPEND.
+public struct AppendItem {
+    public var flags: [String]
+    public var date: Date?
+    public var body: AppendBody
+
+    public init(flags: [String], date: Date?, body: AppendBody) {
+        self.flags = flags
+        self.date = date
+        self.body = body
+    }
+}
+
+/// What SELECT or EXAMINE told about a mailbox.
+public struct SelectedMailbox: Sendable, Equatable {
+    public var name: String
+    public var uidValidity: UInt32
+    public var uidNext: UInt32?
+    public var exists: UInt32
+    public var permanentFlags: [String]
+    public var readOnly: Bool
+    public var highestModSeq: UInt64?
+}
+
+/// An IMAP session over one connection, used by one task at a time.
+/// - SeeAlso: RFC 3501, RFC 9051
+public final class IMAPClient {
+    public let endpoint: ServerEndpoint
+    private let connection: MailConnection
+    private var parser: IMAPResponseParser
+    private var buffer = ByteBuffer()
+    private var tagNumber = 0
+    private var trace: ProtocolTrace
+    public private(set) var capabilities: [String] = []
+    public private(set) var encoder = IMAPCommandEncoder()
+    public private(set) var selected: SelectedMailbox?
+    /// Untagged EXISTS seen since the last command (IDLE and NOOP report new mail this way).
+    public private(set) var lastExists: UInt32?
+    private var closed = false
+
+    private init(endpoint: ServerEndpoint, connection: MailConnection, logger: Logger, limits: IMAPResponseParser.Limits) {
+        self.endpoint = endpoint
+        self.connection = connection
+        self.parser = IMAPResponseParser(limits: limits)
+        self.trace = ProtocolTrace(logger: logger, server: endpoint.description)
+    }
+
+    /// Connects, reads the greeting and, for STARTTLS endpoints, upgrades (refusing a server that
+    /// does not offer it). Returns a session that is not yet logged in.
+    public static func connect(to endpoint: ServerEndpoint, logger: Logger,
+                               limits: IMAPResponseParser.Limits = .init()) async throws -> IMAPClient {
+        let connection = try await MailConnection.connect(to: endpoint)
+        let client = IMAPClient(endpoint: endpoint, connection: connection, logger: logger, limits: limits)
+        do {
+            try await client.readGreeting()
+            if endpoint.tls == .startTLS {
+                if client.capabilities.isEmpty { try await client.refreshCapabilities() }
+                guard client.has("STARTTLS") else { throw IMAPError.startTLSNotOffered(server: endpoint.description) }
+                _ = try await client.run(.startTLS)
+                // Bytes after the OK, before the handshake, would be an attacker's (CVE-2011-0411).
+                guard client.buffer.readableBytes == 0 else {
+                    throw TransportError.plaintextAfterStartTLS(endpoint: endpoint.description)
+                }
+                try await connection.startTLS()
+                client.capabilities = []  // what was said in plain text no longer counts
+            }
+            if client.capabilities.isEmpty { try await client.refreshCapabilities() }
+            return client
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    public func has(_ capability: String) -> Bool {
+        capabilities.contains { $0.caseInsensitiveCompare(capability) == .orderedSame }
+    }
+
+    /// `APPENDLIMIT=n` from the capabilities, if the server announced one.
+    public var appendLimit: Int? {
+        capabilities.lazy.compactMap { c -> Int? in
+            c.uppercased().hasPrefix("APPENDLIMIT=") ? Int(c.dropFirst("APPENDLIMIT=".count)) : nil
+        }.first
+    }
+
+    private func readGreeting() async throws {
+        let event = try await nextEvent()
+        guard case let .untagged(.status(status, code, text)) = event else {
+            throw IMAPError.protocolViolation(server: endpoint.description, detail: "no greeting")
+        }
+        if status == .bye { throw IMAPError.bye(server: endpoint.description, text: text) }
+        if case let .capability(caps)? = code { setCapabilities(caps) }
+    }
+
+    public func refreshCapabilities() async throws {
+        _ = try await run(.capability)
+    }
+
+    private func setCapabilities(_ caps: [String]) {
+        capabilities = caps
+        encoder = IMAPCommandEncoder(literalPlus: has("LITERAL+"), literalMinus: has("LITERAL-"),
+                                     utf8Accept: encoder.utf8Accept)
+    }
+
+    // MARK: login
+
+    /// Logs in with the strongest method both sides support: SCRAM-SHA-256, PLAIN, CRAM-MD5, then
+    /// LOGIN (never in plain text unless the endpoint says `.none`).
+    public func login(_ credentials: Credentials) async throws {
+        let offered = capabilities.filter { $0.uppercased().hasPrefix("AUTH=") }.map { String($0.dropFirst(5)).uppercased() }
+        let preference = credentials.kind == .oauthToken ? SASLMechanism.tokenPreference : SASLMechanism.passwordPreference
+        do {
+            if let mechanism = preference.first(where: { offered.contains($0.rawValue) }) {
+                try await authenticate(mechanism, credentials)
+            } else if credentials.kind == .password && !has("LOGINDISABLED") {
+                _ = try await run(.login(user: credentials.user, password: credentials.secret))
+            } else {
+                throw IMAPError.noUsableMechanism(server: endpoint.description, offered: capabilities)
+            }
+        } catch let IMAPError.commandFailed(server, _, status, code, text, _) where status == .no || status == .bad {
+            _ = code
+            throw IMAPError.authenticationFailed(server: server, user: credentials.user, text: text)
+        }
+        // Servers usually send capabilities with the OK; if not, ask (they change after login).
+        if !has("IMAP4rev1") && !has("IMAP4rev2") { try await refreshCapabilities() }
+    }
+
+    /// `AUTHENTICATE` with SASL-IR when offered.
+    /// - SeeAlso: RFC 3501 §6.2.2, RFC 4959
+    public func authenticate(_ mechanism: SASLMechanism, _ credentials: Credentials) async throws {
+        var sasl = SASLClient(mechanism: mechanism, credentials: credentials)
+        let initial = sasl.initialResponse()
+        let useIR = has("SASL-IR") && initial != nil
+        let tag = nextTag()
+        let command = IMAPCommand.authenticate(mechanism: mechanism.rawValue,
+                                               initialResponse: useIR ? Data(initial!).base64EncodedString() : nil)
+        try await send(encoder.encode(tag: tag, command), tag: tag, sensitive: true)
+        var pendingInitial = useIR ? nil : initial
+        while true {
+            let event = try await nextEvent()
+            switch event {
+            case let .continuation(text):
+                var answer: [UInt8]
+                if let first = pendingInitial {
+                    answer = first
+                    pendingInitial = nil
+                } else {
+                    guard let challenge = Data(base64Encoded: text) ?? (text.isEmpty ? Data() : nil) else {
+                        throw IMAPError.protocolViolation(server: endpoint.description, detail: "AUTHENTICATE challenge is not base64")
+                    }
+                    do {
+                        answer = try sasl.respond(to: Array(challenge))
+                    } catch {
+                        try await connection.write(Array("*\r\n".utf8))  // cancel the exchange
+                        throw IMAPError.authenticationFailed(server: endpoint.description, user: credentials.user, text: "\(error)")
+                    }
+                }
+                trace.client("<redacted SASL response>")
+                try await connection.write(Array((Data(answer).base64EncodedString() + "\r\n").utf8))
+            case let .tagged(t) where t.tag == tag:
+                guard t.status == .ok else {
+                    throw IMAPError.authenticationFailed(server: endpoint.description, user: credentials.user, text: t.text)
+                }
+                if sasl.awaitingServerFinal {
+                    throw IMAPError.authenticationFailed(server: endpoint.description, user: credentials.user,
+                                                        text: "the server did not prove it knows the password (no SCRAM server signature)")
+                }
+                if case let .capability(caps)? = t.code { setCapabilities(caps) }
+                return
+            default:
+                try handleUnsolicited(event)
+            }
+        }
+    }
+
+    // MARK: commands
+
+    /// Runs a command and returns its tagged OK; untagged data goes to `onUntagged`, FETCH events
+    /// to `onFetch`. NO and BAD become `IMAPError.commandFailed`.
+    @discardableResult
+    public func run(_ command: IMAPCommand, mailbox: String? = nil,
+                    onUntagged: (UntaggedResponse) throws -> Void = { _ in },
+                    onFetch: (IMAPResponseEvent) throws -> Void = { _ in }) async throws -> TaggedResponse {
+        let tag = nextTag()
+        try await send(encoder.encode(tag: tag, command), tag: tag, sensitive: command.isSensitive)
+        return try await collect(tag: tag, name: Self.name(of: command), mailbox: mailbox, onUntagged: onUntagged, onFetch: onFetch)
+    }
+
+    private func collect(tag: String, name: String, mailbox: String?,
+                         onUntagged: (UntaggedResponse) throws -> Void,
+                         onFetch: (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
+        while true {
+            let event = try await nextEvent()
+            switch event {
+            case let .tagged(t) where t.tag == tag:
+                if case let .capability(caps)? = t.code { setCapabilities(caps) }
+                guard t.status == .ok else {
+                    throw IMAPError.commandFailed(server: endpoint.description, command: name, status: t.status, code: t.code,
+                                                  text: t.text, mailbox: mailbox)
+                }
+                return t
+            case .tagged(let t):
+                throw IMAPError.protocolViolation(server: endpoint.description, detail: "a response for tag \(t.tag) while waiting for \(tag)")
+            case .fetchBegan, .fetchAttribute, .fetchBodyBegan, .fetchBodyBytes, .fetchBodyEnded, .fetchEnded:
+                try onFetch(event)
+            case let .untagged(u):
+                try noteUntagged(u)
+                try onUntagged(u)
+            case .continuation:
+                throw IMAPError.protocolViolation(server: endpoint.description, detail: "an unexpected continuation during \(name)")
+            }
+        }
+    }
+
+    private func noteUntagged(_ u: UntaggedResponse) throws {
+        switch u {
+        case let .capability(caps): setCapabilities(caps)
+        case let .exists(n): lastExists = n; selected?.exists = n
+        case let .status(.bye, _, text): trace.server("* BYE \(text)")
+        default: break
+        }
+    }
+
+    private func handleUnsolicited(_ event: IMAPResponseEvent) throws {
+        if case let .untagged(u) = event { try noteUntagged(u) }
+    }
+
+    static func name(of command: IMAPCommand) -> String {
+        switch command {
+        case .capability: return "CAPABILITY"
+        case .noop: return "NOOP"
+        case .logout: return "LOGOUT"
+        case .startTLS: return "STARTTLS"
+        case .login: return "LOGIN"
+        case let .authenticate(m, _): return "AUTHENTICATE \(m)"
+        case .id: return "ID"
+        case .enable: return "ENABLE"
+        case .list: return "LIST"
+        case let .create(m): return "CREATE \(m)"
+        case .select: return "SELECT"
+        case .examine: return "EXAMINE"
+        case .status: return "STATUS"
+        case .uidSearch: return "UID SEARCH"
+        case .uidFetch: return "UID FETCH"
+        case .uidStore: return "UID STORE"
+        case .uidExpunge: return "UID EXPUNGE"
+        case .expunge: return "EXPUNGE"
+        case .idle: return "IDLE"
+        case .unselect: return "UNSELECT"
+        case .close: return "CLOSE"
+        }
+    }
+
+    /// Every mailbox, with SPECIAL-USE attributes when the server supports them.
+    public func list() async throws -> [ListEntry] {
+        var entries: [ListEntry] = []
+        try await run(.list(reference: "", pattern: "*", returnSpecialUse: has("SPECIAL-USE") && has("LIST-EXTENDED"))) { u in
+            if case let .list(e) = u { entries.append(e) }
+        }
+        return entries
+    }
+
+    public func create(_ mailbox: String) async throws {
+        try await run(.create(mailbox), mailbox: mailbox)
+    }
+
+    /// SELECT (or EXAMINE when `readOnly`).
+    public func select(_ mailbox: String, readOnly: Bool = false) async throws -> SelectedMailbox {
+        var result = SelectedMailbox(name: mailbox, uidValidity: 0, uidNext: nil, exists: 0, permanentFlags: [],
+                                     readOnly: readOnly, highestModSeq: nil)
+        let done = try await run(readOnly ? .examine(mailbox) : .select(mailbox), mailbox: mailbox) { u in
+            switch u {
+            case let .exists(n): result.exists = n
+            case let .status(.ok, code?, _):
+                switch code {
+                case let .uidValidity(v): result.uidValidity = v
+                case let .uidNext(n): result.uidNext = n
+                case let .permanentFlags(f): result.permanentFlags = f
+                case let .highestModSeq(m): result.highestModSeq = m
+                default: break
+                }
+            default: break
+            }
+        }
+        if done.code == .readOnly { result.readOnly = true }
+        guard result.uidValidity != 0 else {
+            throw IMAPError.protocolViolation(server: endpoint.description, detail: "SELECT \(mailbox) gave no UIDVALIDITY")
+        }
+        selected = result
+        lastExists = result.exists
+        return result
+    }
+
+    /// `UID SEARCH criteria`, as a list of UIDs (ESEARCH results are expanded).
+    public func uidSearch(_ criteria: String) async throws -> [UInt32] {
+        var uids: [UInt32] = []
+        try await run(.uidSearch(criteria), mailbox: selected?.name) { u in
+            if case let .search(found) = u { uids += found }
+            if case let .esearch(_, _, items) = u, let all = items["ALL"], let set = UIDSet(all) { uids += set.uids }
+        }
+        return uids
+    }
+
+    /// `UID FETCH set (items)`, each event handed to `onEvent` as it arrives (bodies in pieces).
+    public func uidFetch(_ set: UIDSet, items: [String], onEvent: (IMAPResponseEvent) throws -> Void) async throws {
+        try await run(.uidFetch(set, items: items), mailbox: selected?.name, onFetch: onEvent)
+    }
+
+    /// APPENDs messages, all in one command when the server has MULTIAPPEND (an all-or-nothing
+    /// transaction), and returns APPENDUID's UIDVALIDITY and UIDs when the server has UIDPLUS.
+    /// - SeeAlso: RFC 3501 §6.3.11, RFC 3502, RFC 4315
+    @discardableResult
+    public func append(_ items: [AppendItem], to mailbox: String) async throws -> (uidValidity: UInt32, uids: [UInt32])? {
+        precondition(!items.isEmpty)
+        precondition(items.count == 1 || has("MULTIAPPEND"), "several messages in one APPEND need MULTIAPPEND")
+        let tag = nextTag()
+        try await send(encoder.appendStart(tag: tag, mailbox: mailbox), tag: tag, sensitive: false)
+        for item in items {
+            try await send(encoder.appendItem(flags: item.flags, date: item.date, size: item.body.size), tag: tag, sensitive: false)
+            var offset = 0
+            while offset < item.body.size {
+                let chunk = try item.body.readChunk(at: offset, maxLength: 256 << 10)
+                guard chunk.readableBytes > 0 else { break }
+                try await connection.write(chunk)
+                offset += chunk.readableBytes
+            }
+            trace.client("<\(item.body.size) bytes of message>")
+        }
+        try await send(encoder.appendEnd(), tag: tag, sensitive: false)
+        let done = try await collect(tag: tag, name: "APPEND", mailbox: mailbox, onUntagged: { _ in }, onFetch: { _ in })
+        if case let .appendUID(validity, uids)? = done.code { return (validity, uids.uids) }
+        return nil
+    }
+
+    public func uidStore(_ set: UIDSet, _ operation: String, flags: [String]) async throws {
+        try await run(.uidStore(set, operation: operation, flags: flags), mailbox: selected?.name)
+    }
+
+    public func uidExpunge(_ set: UIDSet) async throws {
+        try await run(.uidExpunge(set), mailbox: selected?.name)
+    }
+
+    public func expunge() async throws {
+        try await run(.expunge, mailbox: selected?.name)
+    }
+
+    public func noop() async throws {
+        try await run(.noop)
+    }
+
+    public func id(_ fields: [(String, String)]) async throws {
+        guard has("ID") else { return }
+        try await run(.id(fields))
+    }
+
+    /// Says goodbye and closes; errors on the way out are ignored (the work is done).
+    public func logout() async {
+        guard !closed else { return }
+        closed = true
+        _ = try? await run(.logout)
+        await connection.close()
+    }
+
+    /// Closes without LOGOUT (after an error).
+    public func close() async {
+        closed = true
+        await connection.close()
+    }
+
+    // MARK: wire
+
+    private func nextTag() -> String {
+        tagNumber += 1
+        return "a\(tagNumber)"
+    }
+
+    private func send(_ chunks: [CommandChunk], tag: String, sensitive: Bool) async throws {
+        for chunk in chunks {
+            switch chunk {
+            case let .bytes(bytes):
+                if trace.isEnabled {
+                    let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+                    trace.client(sensitive ? ProtocolTrace.redact(line) : line)
+                }
+                try await connection.write(bytes)
+            case .waitForContinuation:
+                while true {
+                    let event = try await nextEvent()
+                    if case .continuation = event { break }
+                    if case let .tagged(t) = event, t.tag == tag {
+                        throw IMAPError.commandFailed(server: endpoint.description, command: "literal", status: t.status,
+                                                      code: t.code, text: t.text, mailbox: selected?.name)
+                    }
+                    try handleUnsolicited(event)
+                }
+            }
+        }
+    }
+
+    /// The next response event, reading from the network as needed.
+    func nextEvent() async throws -> IMAPResponseEvent {
+        while true {
+            do {
+                if let event = try parser.next(&buffer) {
+                    if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 1 << 20 { buffer.discardReadBytes() }
+                    if trace.isEnabled { traceEvent(event) }
+                    return event
+                }
+            } catch let error as IMAPParseError {
+                await connection.close()
+                throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
+            }
+            guard var more = try await connection.read() else {
+                throw TransportError.closedByPeer(endpoint: endpoint.description)
+            }
+            buffer.writeBuffer(&more)
+        }
+    }
+
+    private func traceEvent(_ event: IMAPResponseEvent) {
+        switch event {
+        case let .fetchBodyBytes(b): trace.server("<\(b.readableBytes) bytes of message>")
+        default: trace.server("\(event)")
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import IMAPCore
+
+/// An IMAP failure, naming the server, the command, the mailbox and what the server said.
+public enum IMAPError: Error, Equatable, CustomStringConvertible {
+    /// NO or BAD to a command.
+    case commandFailed(server: String, command: String, status: ResponseStatus, code: ResponseCode?, text: String, mailbox: String?)
+    /// The server refused the credentials.
+    case authenticationFailed(server: String, user: String, text: String)
+    /// An `imap://` URL requires STARTTLS and the server does not offer it.
+    case startTLSNotOffered(server: String)
+    /// No authentication method both sides support.
+    case noUsableMechanism(server: String, offered: [String])
+    /// The server said BYE (at greeting or during a command).
+    case bye(server: String, text: String)
+    /// The server's response broke the protocol.
+    case protocolViolation(server: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .commandFailed(server, command, status, code, text, mailbox):
+            let where_ = mailbox.map { " (mailbox \($0))" } ?? ""
+            let c = code.map { " [\($0)]" } ?? ""
+            return "\(server): \(command)\(where_) failed: \(status.rawValue)\(c) \(text)"
+        case let .authenticationFailed(server, user, text):
+            return "\(server): login as \(user) refused: \(text)"
+        case let .startTLSNotOffered(server):
+            return "\(server) does not offer STARTTLS; refusing to send a password in plain text (use imaps://, or --tls none if you really mean it)"
+        case let .noUsableMechanism(server, offered):
+            return "\(server): no login method in common (the server offers: \(offered.joined(separator: " ")))"
+        case let .bye(server, text):
+            return "\(server) closed the session: \(text)"
+        case let .protocolViolation(server, detail):
+            return "\(server): protocol error: \(detail)"
+        }
+    }
+
+    /// The server's response code, when it gave one.
+    public var code: ResponseCode? {
+        if case let .commandFailed(_, _, _, code, _, _) = self { return code }
+        return nil
+    }
+}

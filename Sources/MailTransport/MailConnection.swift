@@ -1,0 +1,268 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+
+/// A TCP connection to a mail server, with implicit TLS or a later STARTTLS upgrade, read by the
+/// client on demand: the channel reads only when asked (autoRead off), so a fast server cannot
+/// fill memory while the client is busy elsewhere. A read that waits longer than the endpoint's
+/// read timeout fails; an idle connection that nobody reads is not an error.
+public final class MailConnection: Sendable {
+    public let endpoint: ServerEndpoint
+    let channel: Channel
+    private let bridge: NIOLoopBound<ReadBridge>
+
+    private init(endpoint: ServerEndpoint, channel: Channel, bridge: NIOLoopBound<ReadBridge>) {
+        self.endpoint = endpoint
+        self.channel = channel
+        self.bridge = bridge
+    }
+
+    /// Connects, and for implicit TLS completes the handshake before returning.
+    public static func connect(to endpoint: ServerEndpoint,
+                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> MailConnection {
+        let sslContext: NIOSSLContext? = endpoint.tls == .implicit ? try makeSSLContext(endpoint) : nil
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(.nanoseconds(Int64(endpoint.connectTimeout.components.seconds) * 1_000_000_000))
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let bridge = ReadBridge(endpoint: endpoint)
+                    if let sslContext {
+                        let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: endpoint.isIPAddress ? nil : endpoint.host)
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(bridge)
+                }
+            }
+        let channel: Channel
+        do {
+            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+        } catch {
+            throw TransportError.connectFailed(endpoint: endpoint.description, reason: describe(error))
+        }
+        let bridge = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ReadBridge.self), eventLoop: channel.eventLoop)
+        }.get()
+        return MailConnection(endpoint: endpoint, channel: channel, bridge: bridge)
+    }
+
+    /// The next bytes from the server, or nil at the end of the stream.
+    public func read() async throws -> ByteBuffer? {
+        let bridge = self.bridge
+        let timeout = TimeAmount.nanoseconds(Int64(endpoint.readTimeout.components.seconds) * 1_000_000_000)
+        return try await channel.eventLoop.flatSubmit {
+            bridge.value.read(timeout: timeout)
+        }.get()
+    }
+
+    public func write(_ bytes: ByteBuffer) async throws {
+        do {
+            try await channel.writeAndFlush(bytes).get()
+        } catch {
+            throw TransportError.closedByPeer(endpoint: endpoint.description)
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) async throws {
+        try await write(channel.allocator.buffer(bytes: bytes))
+    }
+
+    /// Whether bytes arrived that nobody has read yet.
+    public func hasBufferedBytes() async throws -> Bool {
+        let bridge = self.bridge
+        return try await channel.eventLoop.submit { bridge.value.hasBuffered }.get()
+    }
+
+    /// Starts TLS on the live connection (after the server's go-ahead to STARTTLS/STLS) and waits
+    /// for the handshake. Refuses when the server already sent more bytes: those would have been
+    /// injected in plain text.
+    public func startTLS() async throws {
+        if try await hasBufferedBytes() {
+            throw TransportError.plaintextAfterStartTLS(endpoint: endpoint.description)
+        }
+        let context = try Self.makeSSLContext(endpoint)
+        let endpoint = self.endpoint
+        let channel = self.channel
+        let bridge = self.bridge
+        try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            do {
+                let tls = try NIOSSLClientHandler(context: context, serverHostname: endpoint.isIPAddress ? nil : endpoint.host)
+                try channel.pipeline.syncOperations.addHandler(tls, position: .first)
+                return bridge.value.waitForHandshake(timeout: .seconds(Int64(endpoint.readTimeout.components.seconds)))
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }.get()
+    }
+
+    /// Closes the connection (idempotent).
+    public func close() async {
+        try? await channel.close().get()
+    }
+
+    static func makeSSLContext(_ endpoint: ServerEndpoint) throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.certificateVerification = .fullVerification
+        config.minimumTLSVersion = .tlsv12
+        if let ca = endpoint.caFile {
+            config.additionalTrustRoots = [.file(ca)]
+        }
+        do {
+            return try NIOSSLContext(configuration: config)
+        } catch {
+            throw TransportError.tlsFailed(endpoint: endpoint.description, reason: "cannot load the trust roots\(endpoint.caFile.map { " (\($0))" } ?? ""): \(error)")
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        let text = "\(error)"
+        if text.contains("connection reset") { return "connection reset" }
+        if text.contains("Connection refused") || text.contains("connection refused") { return "connection refused" }
+        if text.contains("connectTimeout") || text.contains("timeout") { return "timed out" }
+        return text
+    }
+}
+
+/// Lives in the pipeline; hands inbound bytes to whoever asked, reading only on request.
+final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let endpoint: ServerEndpoint
+    private var buffered: ByteBuffer?
+    private var waiting: EventLoopPromise<ByteBuffer?>?
+    private var timeoutTask: Scheduled<Void>?
+    private var failure: Error?
+    private var closed = false
+    private var context: ChannelHandlerContext?
+    private var handshakePromise: EventLoopPromise<Void>?
+
+    init(endpoint: ServerEndpoint) {
+        self.endpoint = endpoint
+    }
+
+    var hasBuffered: Bool { (buffered?.readableBytes ?? 0) > 0 }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func read(timeout: TimeAmount) -> EventLoopFuture<ByteBuffer?> {
+        guard let context else { return endpointClosed() }
+        if var b = buffered, b.readableBytes > 0 {
+            buffered = nil
+            return context.eventLoop.makeSucceededFuture(b.readSlice(length: b.readableBytes))
+        }
+        if let failure { return context.eventLoop.makeFailedFuture(failure) }
+        if closed { return context.eventLoop.makeSucceededFuture(nil) }
+        precondition(waiting == nil, "one read at a time")
+        let promise = context.eventLoop.makePromise(of: ByteBuffer?.self)
+        waiting = promise
+        timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self else { return }
+            let seconds = timeout.nanoseconds / 1_000_000_000
+            self.fail(TransportError.timedOut(endpoint: self.endpoint.description, waited: "\(seconds) s"))
+            self.context?.close(promise: nil)
+        }
+        context.read()
+        return promise.futureResult
+    }
+
+    private func endpointClosed() -> EventLoopFuture<ByteBuffer?> {
+        fatalError("read before the handler was added")
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if let promise = waiting {
+            waiting = nil
+            timeoutTask?.cancel()
+            if var b = buffered { b.writeBuffer(&bytes); bytes = b; buffered = nil }
+            promise.succeed(bytes)
+        } else if buffered != nil {
+            buffered!.writeBuffer(&bytes)
+        } else {
+            buffered = bytes
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A read that brought nothing for us (TLS handshake records) must not strand the waiter.
+        if waiting != nil { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            handshakePromise?.succeed(())
+            handshakePromise = nil
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func waitForHandshake(timeout: TimeAmount) -> EventLoopFuture<Void> {
+        guard let context else { fatalError("handler not added") }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        handshakePromise = promise
+        context.read()
+        let task = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            self?.handshakePromise?.fail(TransportError.timedOut(endpoint: self?.endpoint.description ?? "", waited: "the TLS handshake"))
+            self?.handshakePromise = nil
+        }
+        promise.futureResult.whenComplete { _ in task.cancel() }
+        return promise.futureResult
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(Self.classify(error, endpoint: endpoint))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        timeoutTask?.cancel()
+        if let promise = waiting {
+            waiting = nil
+            promise.succeed(nil)
+        }
+        handshakePromise?.fail(failure ?? TransportError.closedByPeer(endpoint: endpoint.description))
+        handshakePromise = nil
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: Error) {
+        if failure == nil { failure = error }
+        timeoutTask?.cancel()
+        if let promise = waiting {
+            waiting = nil
+            promise.fail(failure!)
+        }
+        handshakePromise?.fail(failure!)
+        handshakePromise = nil
+    }
+
+    static func classify(_ error: Error, endpoint: ServerEndpoint) -> Error {
+        if error is TransportError { return error }
+        let text = "\(error)"
+        if let e = error as? NIOSSLError {
+            switch e {
+            case .handshakeFailed:
+                if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate") {
+                    return TransportError.certificateRejected(endpoint: endpoint.description, reason: "certificate verify failed")
+                }
+                return TransportError.tlsFailed(endpoint: endpoint.description, reason: text)
+            case .unableToValidateCertificate:
+                return TransportError.certificateRejected(endpoint: endpoint.description, reason: "its name does not match \(endpoint.host)")
+            default:
+                return TransportError.tlsFailed(endpoint: endpoint.description, reason: text)
+            }
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return TransportError.certificateRejected(endpoint: endpoint.description, reason: "certificate verify failed")
+        }
+        return TransportError.closedByPeer(endpoint: endpoint.description)
+    }
+}

@@ -1,0 +1,28 @@
+/// Why a connection failed. Each says which server, and what a person can do about it.
+public enum TransportError: Error, Equatable, CustomStringConvertible {
+    /// Could not connect at all (refused, unreachable, name unknown, timed out).
+    case connectFailed(endpoint: String, reason: String)
+    /// The server's certificate was not accepted.
+    case certificateRejected(endpoint: String, reason: String)
+    /// TLS failed for another reason.
+    case tlsFailed(endpoint: String, reason: String)
+    /// The server did not answer in time.
+    case timedOut(endpoint: String, waited: String)
+    /// The server closed the connection.
+    case closedByPeer(endpoint: String)
+    /// The server sent bytes after its STARTTLS answer, before TLS started: a known injection
+    /// attack (CVE-2011-0411); the connection is dropped.
+    case plaintextAfterStartTLS(endpoint: String)
+
+    public var description: String {
+        switch self {
+        case let .connectFailed(e, r): return "cannot connect to \(e): \(r)"
+        case let .certificateRejected(e, r):
+            return "\(e): the server's certificate is not trusted (\(r)); if it is signed by a private CA, give that CA with --ca-file (ca_file in the config)"
+        case let .tlsFailed(e, r): return "\(e): TLS failed: \(r)"
+        case let .timedOut(e, w): return "\(e): no answer within \(w)"
+        case let .closedByPeer(e): return "\(e): the server closed the connection"
+        case let .plaintextAfterStartTLS(e): return "\(e): the server sent data between its STARTTLS answer and the TLS handshake; refusing the connection (possible injection attack)"
+        }
+    }
+}

@@ -48,6 +48,8 @@ let package = Package(
             name: "Funnel",
             dependencies: [
                 "MailMessage",
+                "IMAPCore",
+                "MailTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),

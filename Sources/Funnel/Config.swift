@@ -29,6 +29,12 @@ public struct Config: Sendable {
         /// An inline password (only accepted from a file that is private to its owner).
         public var inline: String?
 
+        public init(file: String? = nil, command: String? = nil, inline: String? = nil) {
+            self.file = file
+            self.command = command
+            self.inline = inline
+        }
+
         public var isEmpty: Bool { file == nil && command == nil && inline == nil }
         public var description: String {
             if let file { return "password_file \(file)" }

@@ -10,6 +10,7 @@ public enum ExitStatus: Int32, Sendable {
     case software = 70
     case ioError = 74
     case temporaryFailure = 75
+    case protocolError = 76
     case noPermission = 77
     case config = 78
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MailTransport
 
 /// One source → target pass, from a pair of URLs on the command line or from a configured account.
 public struct ImportJob: Sendable {
@@ -8,6 +9,8 @@ public struct ImportJob: Sendable {
     public var source: MailURL
     public var target: MailURL
     public var options: TransferOptions
+    public var sourceSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_SOURCE_PASSWORD")
+    public var targetSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD")
 
     public init(name: String, source: MailURL, target: MailURL, options: TransferOptions) {
         self.name = name
@@ -15,6 +18,10 @@ public struct ImportJob: Sendable {
         self.target = target
         self.options = options
         self.options.name = name
+        // An IMAP target URL's folder is where everything goes, unless --into says otherwise.
+        if (target.scheme == .imap || target.scheme == .imaps), !target.path.isEmpty, self.options.targetMailbox == nil {
+            self.options.targetMailbox = target.path
+        }
     }
 
     /// Builds the transfer (opening nothing on the network yet).
@@ -26,8 +33,8 @@ public struct ImportJob: Sendable {
                 throw FunnelError.usage("\(name): the target \(target) is the source \(source) or inside it; deliver somewhere else")
             }
         }
-        let source = try Endpoints.source(self.source)
-        let sink = try Endpoints.sink(target)
+        let source = try Endpoints.source(self.source, settings: sourceSettings, disposal: options.disposal, logger: logger)
+        let sink = try Endpoints.sink(target, settings: targetSettings, logger: logger)
         return Transfer(source: source, sink: sink, ledger: ledger, options: options, logger: logger, onEvent: onEvent)
     }
 }
@@ -46,7 +53,40 @@ extension Config {
             options.disposal = account.afterDelivery
             options.targetMailbox = account.folder ?? target.folder ?? base.targetMailbox
             options.mailboxes = account.folders ?? base.mailboxes
-            return ImportJob(name: account.name, source: account.source, target: target.url, options: options)
+            var job = ImportJob(name: account.name, source: account.source, target: target.url, options: options)
+            job.sourceSettings.secret = account.secret
+            job.sourceSettings.caFile = account.caFile
+            job.sourceSettings.tls = account.tls
+            job.targetSettings.secret = target.secret
+            job.targetSettings.caFile = target.caFile
+            job.targetSettings.tls = target.tls
+            return job
         }
+    }
+}
+
+/// The exit status and message for an error that ended an account or a command.
+public func describeFailure(_ error: Error) -> (status: ExitStatus, message: String) {
+    switch error {
+    case let e as FunnelError: return (e.exitStatus, e.description)
+    case let e as TransferStopped:
+        return (e.error.message.contains("the server closed") || e.error.message.contains("cannot connect") ? .unavailable : .temporaryFailure, e.description)
+    case let e as TransportError:
+        switch e {
+        case .certificateRejected, .tlsFailed, .plaintextAfterStartTLS: return (.unavailable, e.description)
+        default: return (.unavailable, e.description)
+        }
+    case let e as IMAPError:
+        switch e {
+        case .authenticationFailed, .noUsableMechanism: return (.noPermission, e.description)
+        case .startTLSNotOffered: return (.unavailable, e.description)
+        case .protocolViolation: return (.protocolError, e.description)
+        case .bye: return (.temporaryFailure, e.description)
+        case .commandFailed: return (.temporaryFailure, e.description)
+        }
+    case let e as DeliveryError:
+        return (e.errorClass == .permanent ? .dataError : .temporaryFailure, e.description)
+    default:
+        return (.software, "\(error)")
     }
 }

@@ -18,7 +18,12 @@ public protocol MailSource: AnyObject {
     /// Lists what `mailbox` holds now, in pages of at most `pageSize` messages, calling `page` for
     /// each in turn. The engine delivers a page before the next is listed, so memory depends on
     /// the page size, never on the mailbox size.
-    func list(mailbox: String, pageSize: Int, page: ([ListedMessage]) async throws -> Void) async throws
+    /// - Parameter after: when the source supports incremental listing, list only UIDs above this
+    ///   (the ledger's high-water mark); the listing is then not complete.
+    func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws
+
+    /// Whether `list(after:)` lists incrementally (IMAP); other sources list everything every time.
+    var supportsIncrementalListing: Bool { get }
 
     /// Streams each message's bytes into a fresh spool made by `makeSpool`; a message that cannot be
     /// read becomes a `.failed` result and the others go on.

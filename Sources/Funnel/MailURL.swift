@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import MailMessage
+import MailTransport
 
 /// A source or target as the command line and the config name it:
 /// `pop3://user@host[:port]`, `pop3s://…`, `imap://user@host[:port][/Folder]`, `imaps://…`,
@@ -139,28 +141,66 @@ extension FunnelError {
     }
 }
 
+/// How to reach a network source or target: its secret, extra trust, TLS choice.
+public struct EndpointSettings: Sendable {
+    public var secret = Config.Secret()
+    public var caFile: String?
+    /// "starttls" (default for the plain schemes) or "none".
+    public var tls: String?
+    /// The environment variable that holds the password when nothing else gives it.
+    public var passwordVariable: String
+
+    public init(passwordVariable: String) {
+        self.passwordVariable = passwordVariable
+    }
+
+    func endpoint(for url: MailURL, who: String) throws -> ServerEndpoint {
+        let mode: TLSMode
+        switch url.scheme {
+        case .imaps, .pop3s, .smtps: mode = .implicit
+        default: mode = tls == "none" ? .none : .startTLS
+        }
+        return ServerEndpoint(host: url.host, port: url.port, tls: mode, caFile: caFile.map { ($0 as NSString).expandingTildeInPath })
+    }
+
+    func credentials(for url: MailURL, who: String) throws -> Credentials {
+        guard let user = url.user else { throw FunnelError.badURL(url.description, reason: "no user name") }
+        return Credentials(user: user, password: try secret.resolve(environment: passwordVariable, who: who))
+    }
+}
+
 /// Makes the source or sink a URL names.
 public enum Endpoints {
-    public static func source(_ url: MailURL) throws -> MailSource {
+    public static func source(_ url: MailURL, settings: EndpointSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_SOURCE_PASSWORD"),
+                              disposal: Disposal = .keep, logger: Logger = Logger(label: "mailfunnel")) throws -> MailSource {
         switch url.scheme {
         case .mbox: return MboxSource(path: url.path, format: url.mboxFormat)
         case .maildir: return MaildirSource(path: url.path)
         case .smtp, .smtps:
             throw FunnelError.badURL(url.description, reason: "SMTP is a target, not a source")
-        case .imap, .imaps, .pop3, .pop3s:
-            throw FunnelError.badURL(url.description, reason: "\(url.scheme.rawValue) sources are not in this version yet (mbox: and maildir: are)")
+        case .imap, .imaps:
+            let who = "source \(url)"
+            return IMAPSource(url: url, endpoint: try settings.endpoint(for: url, who: who),
+                              credentials: try settings.credentials(for: url, who: who), readOnly: disposal == .keep, logger: logger)
+        case .pop3, .pop3s:
+            throw FunnelError.badURL(url.description, reason: "pop3 sources are not in this version yet (imap:, mbox: and maildir: are)")
         }
     }
 
-    public static func sink(_ url: MailURL) throws -> MailSink {
+    public static func sink(_ url: MailURL, settings: EndpointSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD"),
+                            logger: Logger = Logger(label: "mailfunnel")) throws -> MailSink {
         switch url.scheme {
         case .maildir: return MaildirSink(path: url.path)
         case .mbox:
             throw FunnelError.badURL(url.description, reason: "mbox is a source only; deliver into maildir: instead")
         case .pop3, .pop3s:
             throw FunnelError.badURL(url.description, reason: "POP3 is a source, not a target")
-        case .imap, .imaps, .smtp, .smtps:
-            throw FunnelError.badURL(url.description, reason: "\(url.scheme.rawValue) targets are not in this version yet (maildir: is)")
+        case .imap, .imaps:
+            let who = "target \(url)"
+            return IMAPSink(url: url, endpoint: try settings.endpoint(for: url, who: who),
+                            credentials: try settings.credentials(for: url, who: who), logger: logger)
+        case .smtp, .smtps:
+            throw FunnelError.badURL(url.description, reason: "smtp targets are not in this version yet (imap: and maildir: are)")
         }
     }
 }

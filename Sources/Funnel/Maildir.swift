@@ -17,14 +17,15 @@ struct Maildir {
         return root + "/." + dotted
     }
 
-    /// The mailbox names under the root: INBOX, then Maildir++ folders, sorted.
+    /// The mailbox names under the root: INBOX, then Maildir++ folders, sorted, with `/` as the
+    /// hierarchy separator (`.Old.Stuff` is `Old/Stuff`), as every source names them.
     func mailboxes() throws -> [String] {
         var names = ["INBOX"]
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         for entry in entries.sorted() where entry.hasPrefix(".") && entry != "." && entry != ".." {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: "\(root)/\(entry)/cur", isDirectory: &isDir), isDir.boolValue {
-                names.append(String(entry.dropFirst()))
+                names.append(entry.dropFirst().replacingOccurrences(of: ".", with: "/"))
             }
         }
         return names

@@ -35,7 +35,9 @@ public final class MaildirSource: MailSource {
     }
 
     /// Streams new/ then cur/ in directory order (no sort, so memory stays flat in folder size).
-    public func list(mailbox: String, pageSize: Int, page: ([ListedMessage]) async throws -> Void) async throws {
+    public var supportsIncrementalListing: Bool { false }
+
+    public func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
         let dir = maildir.directory(of: mailbox)
         var messages: [ListedMessage] = []
         messages.reserveCapacity(pageSize)

@@ -29,7 +29,9 @@ public final class MboxSource: MailSource {
         return MailboxInfo(mailbox: mailbox, expectedBytes: Int(size))
     }
 
-    public func list(mailbox: String, pageSize: Int, page: ([ListedMessage]) async throws -> Void) async throws {
+    public var supportsIncrementalListing: Bool { false }
+
+    public func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
         let file = try openFile()
         var scanner = MboxScanner(format: format)
         var messages: [ListedMessage] = []

@@ -183,6 +183,27 @@ final class SpoolFile {
         length += Int64(buffer.readableBytes)
     }
 
+    /// Up to `maxLength` bytes from `offset`.
+    func read(at offset: Int64, maxLength: Int) throws -> ByteBuffer {
+        let want = Int(max(0, min(Int64(maxLength), length - offset)))
+        var buffer = ByteBufferAllocator().buffer(capacity: want)
+        var done = 0
+        while done < want {
+            var n = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want - done) { ptr in
+                n = pread(fd, ptr.baseAddress!, want - done, off_t(offset) + off_t(done))
+                return max(n, 0)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw posixError("read spool file in", directory)
+            }
+            if n == 0 { throw FunnelError.io(path: directory, operation: "read spool file (truncated) in", errno: EIO) }
+            done += n
+        }
+        return buffer
+    }
+
     func forEachChunk(chunkSize: Int, _ body: (ByteBuffer) throws -> Void) throws {
         var offset: Int64 = 0
         var buffer = ByteBufferAllocator().buffer(capacity: chunkSize)

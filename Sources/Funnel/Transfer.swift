@@ -156,16 +156,24 @@ public final class Transfer {
     private func runMailbox(_ mailbox: String, ledger: Ledger?) async throws {
         let info = try await source.select(mailbox: mailbox)
         onEvent(.expecting(messages: info.expectedMessages, bytes: info.expectedBytes))
-        // Under a delete policy, `delivered` rows are the few whose deletion a crash interrupted; the
-        // listing says which are still at the source.
+        // Unless keeping, `delivered` rows are the few whose disposal a crash interrupted; the listing
+        // says which are still at the source.
         var undisposed: Set<String> = []
-        if options.disposal == .delete, !options.dryRun, let ledger {
+        if options.disposal != .keep, !options.dryRun, let ledger {
             undisposed = try ledger.idents(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
                                            state: .delivered)
         }
         var prepared: (mailbox: String, watermark: TargetWatermark)?
         var watermarkHeld = false
-        try await source.list(mailbox: mailbox, pageSize: options.pageSize) { page in
+        // List only what is above the high-water mark when the source can (IMAP, same UIDVALIDITY).
+        var after: UInt32?
+        // Not while some delivered messages still wait to be disposed of: they are below the mark.
+        if source.supportsIncrementalListing, undisposed.isEmpty, let ledger,
+           let mark = try ledger.watermark(account: source.identity, mailbox: mailbox), mark.uidValidity == info.uidValidity {
+            after = mark.highestUID
+        }
+        let complete = info.isComplete && after == nil
+        try await source.list(mailbox: mailbox, pageSize: options.pageSize, after: after) { page in
             try Task.checkCancellation()
             let known = try ledger?.entries(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
                                             idents: page.map(\.ident)) ?? [:]
@@ -208,7 +216,7 @@ public final class Transfer {
                 watermarkHeld = !mark.pageSettled
             }
         }
-        if options.disposal == .delete && info.isComplete && !undisposed.isEmpty, let ledger {
+        if options.disposal == .delete && complete && !undisposed.isEmpty, let ledger {
             // Delivered but gone from a complete listing: a run deleted it and stopped before it
             // could record so. Record it now, or it would read as `delivered` for ever.
             try ledger.markDisposed(undisposed.sorted().map {

@@ -8,16 +8,19 @@ extension Mailfunnel {
         static let configuration = CommandConfiguration(
             abstract: "One pass: deliver every message not yet delivered from a source into a target.",
             discussion: """
-                Ad hoc:      mailfunnel import mbox:old.mbox maildir:~/Maildir
+                Ad hoc:      mailfunnel import imaps://old@imap.example.net imaps://me@mail.example.org --source-password-file old.pass --target-password-file me.pass
+                             mailfunnel import mbox:old.mbox maildir:~/Maildir
                 From config: mailfunnel import --config mailfunnel.toml [--account NAME]...
-                URLs: mbox:PATH[?format=mboxo], maildir:PATH (imap://, pop3://, smtp:// come in later versions).
+                URLs: imap://USER@HOST[:PORT][/FOLDER], imaps://…, mbox:PATH[?format=mboxo], maildir:PATH
+                (pop3:// and smtp:// come in a later version). Passwords come from files, commands or
+                $MAILFUNNEL_SOURCE_PASSWORD / $MAILFUNNEL_TARGET_PASSWORD, never from the command line.
                 """
         )
 
-        @Argument(help: ArgumentHelp("Where to read mail (mbox:PATH, maildir:PATH).", valueName: "source-url"))
+        @Argument(help: ArgumentHelp("Where to read mail (imap[s]://USER@HOST[/FOLDER], mbox:PATH, maildir:PATH).", valueName: "source-url"))
         var source: String?
 
-        @Argument(help: ArgumentHelp("Where to deliver it (maildir:PATH).", valueName: "target-url"))
+        @Argument(help: ArgumentHelp("Where to deliver it (imap[s]://USER@HOST[/FOLDER], maildir:PATH).", valueName: "target-url"))
         var target: String?
 
         @Option(name: .long, help: ArgumentHelp("Read accounts and targets from this TOML file.", valueName: "file"))
@@ -35,6 +38,24 @@ extension Mailfunnel {
         @Option(name: .long, help: ArgumentHelp("Only these source folders, comma-separated (default: all).", valueName: "a,b"))
         var folders: String?
 
+        @Option(name: .long, help: ArgumentHelp("Read the source's password from the first line of this file.", valueName: "file"))
+        var sourcePasswordFile: String?
+
+        @Option(name: .long, help: ArgumentHelp("Run this command (with /bin/sh) and take the first line it prints as the source's password.", valueName: "command"))
+        var sourcePasswordCommand: String?
+
+        @Option(name: .long, help: ArgumentHelp("Read the target's password from the first line of this file.", valueName: "file"))
+        var targetPasswordFile: String?
+
+        @Option(name: .long, help: ArgumentHelp("Run this command and take the first line it prints as the target's password.", valueName: "command"))
+        var targetPasswordCommand: String?
+
+        @Option(name: .long, help: ArgumentHelp("Trust the CA certificates in this PEM file as well as the system's.", valueName: "path"))
+        var caFile: String?
+
+        @Option(name: .long, help: ArgumentHelp("For imap:// and pop3:// URLs: starttls (the default; refused if the server does not offer it) or none (plain text).", valueName: "starttls|none"))
+        var tls: String?
+
         @Flag(name: .long, help: "List what would be delivered; change nothing.")
         var dryRun = false
 
@@ -51,6 +72,15 @@ extension Mailfunnel {
                 guard account.isEmpty else { throw ValidationError("--account needs --config") }
             } else if source != nil || target != nil {
                 throw ValidationError("give either URLs or --config, not both")
+            }
+            if let t = tls, t != "starttls", t != "none" {
+                throw ValidationError("--tls must be starttls or none, not '\(t)'")
+            }
+            if sourcePasswordFile != nil && sourcePasswordCommand != nil {
+                throw ValidationError("give --source-password-file or --source-password-command, not both")
+            }
+            if targetPasswordFile != nil && targetPasswordCommand != nil {
+                throw ValidationError("give --target-password-file or --target-password-command, not both")
             }
             if let a = afterDelivery, Disposal(rawValue: a) == nil {
                 throw ValidationError("--after-delivery must be keep, mark-seen or delete, not '\(a)'")
@@ -81,12 +111,24 @@ extension Mailfunnel {
             if let config {
                 let c = try Config.load(path: config)
                 jobs = try c.importJobs(accounts: account, base: base)
-                if afterDelivery != nil { jobs = jobs.map { var j = $0; j.options.disposal = base.disposal; return j } }
+                jobs = jobs.map { job in
+                    var j = job
+                    if afterDelivery != nil { j.options.disposal = base.disposal }
+                    if let caFile { j.sourceSettings.caFile = caFile; j.targetSettings.caFile = caFile }
+                    return j
+                }
                 ledgerPath = ledgerPath ?? c.ledger
             } else {
                 let s = try MailURL.parse(source!)
                 let t = try MailURL.parse(target!)
-                jobs = [ImportJob(name: s.description, source: s, target: t, options: base)]
+                var job = ImportJob(name: s.description, source: s, target: t, options: base)
+                job.sourceSettings.secret = Config.Secret(file: sourcePasswordFile, command: sourcePasswordCommand)
+                job.targetSettings.secret = Config.Secret(file: targetPasswordFile, command: targetPasswordCommand)
+                job.sourceSettings.caFile = caFile
+                job.targetSettings.caFile = caFile
+                job.sourceSettings.tls = tls
+                job.targetSettings.tls = tls
+                jobs = [job]
             }
             let path = ledgerPath ?? Ledger.defaultPath
             let ledger: Ledger?

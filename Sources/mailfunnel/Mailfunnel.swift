@@ -13,7 +13,7 @@ struct Mailfunnel: AsyncParsableCommand {
             Every message handled is recorded in a SQLite ledger, so nothing is delivered twice, even across
             crashes and re-runs, and nothing is deleted at the source before its delivery is on disk.
             Exit status: 0 done, 64 usage, 65 bad message data, 66 source missing, 69 server unavailable,
-            75 temporary failure (run again), 77 authentication refused, 78 configuration error.
+            75 temporary failure (run again), 76 protocol error, 77 authentication refused, 78 configuration error.
             """,
         version: "0.1.0",
         subcommands: [Import.self, Status.self]
@@ -43,19 +43,7 @@ struct CommonOptions: ParsableArguments {
 
 /// Prints `error` the way a person needs it and returns the exit status it maps to.
 func report(_ error: Error) -> ExitStatus {
-    let status: ExitStatus
-    let text: String
-    switch error {
-    case let e as FunnelError:
-        status = e.exitStatus
-        text = e.description
-    case let e as TransferStopped:
-        status = .temporaryFailure
-        text = e.description
-    default:
-        status = .software
-        text = "\(error)"
-    }
+    let (status, text) = describeFailure(error)
     FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
     return status
 }

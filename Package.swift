@@ -83,6 +83,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MailfunnelCLITests", dependencies: ["Funnel"]),
+        // Against the real Dovecot (and later Postfix) that scripts/test starts on loopback.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "Funnel", "MailTransport", "IMAPCore", "MailMessage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -134,11 +134,12 @@ public final class IMAPSink: MailSink {
 
     public func flush() async throws {}
 
-    public func locate(_ record: PendingRecord) async throws -> Presence {
+    public func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         let c = try await session()
         let name = try await wireName(record.targetMailbox)
         guard let s = try? await c.select(name) else { return .absent }
         var byHash: String?
+        var hashMatches = 0
         var candidates: [(uid: UInt32, size: Int, messageID: String?)] = []
         // Same UIDVALIDITY: only what arrived since the intent can be it.
         let from: UInt32 = (record.watermark.uidValidity == s.uidValidity ? record.watermark.uidNext : nil) ?? 1
@@ -169,10 +170,19 @@ public final class IMAPSink: MailSink {
             case .fetchEnded:
                 guard let u = uid else { break }
                 let digest = hasher.finalize().hexString
-                if digest == record.sha256 && byHash == nil { byHash = "\(s.uidValidity):\(u)" }
-                candidates.append((u, size, headers.messageID))
+                let ref = "\(s.uidValidity):\(u)"
+                if digest == record.sha256 {
+                    if taken.contains(ref) { break }  // an identical twin's copy, not this one
+                    hashMatches += 1
+                    if byHash == nil { byHash = ref }
+                }
+                if !taken.contains(ref) { candidates.append((u, size, headers.messageID)) }
             default: break
             }
+        }
+        if hashMatches > 0 && hashMatches <= unknownCopies {
+            logger.notice("recovery: \(record.key): \(hashMatches) identical cop\(hashMatches == 1 ? "y" : "ies") in \(name) may belong to earlier deliveries without a UID; delivering again rather than guess")
+            return .absent
         }
         if let byHash {
             logger.notice("recovery: \(record.key) found in \(name) by SHA-256 (\(byHash))")

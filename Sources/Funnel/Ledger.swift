@@ -288,6 +288,17 @@ extension Ledger {
         }
     }
 
+    /// The references of the delivered copies of this content in one target mailbox (twins'
+    /// copies, which recovery must not take for a pending message's).
+    public func deliveredRefs(target: String, targetMailbox: String, sha256: String) throws -> [String] {
+        try read { db in
+            try String.fetchAll(db.cachedStatement(sql: """
+                SELECT COALESCE(target_ref, '') FROM message
+                WHERE target = ? AND sha256 = ? AND target_mailbox = ? AND state IN ('delivered', 'disposed')
+                """), arguments: [target, sha256, targetMailbox])
+        }
+    }
+
     /// How many copies of this content the target holds from deliveries MailFunnel made: the
     /// per-target multiset of delivered SHA-256.
     public func deliveredCopies(target: String, sha256: String) throws -> Int {

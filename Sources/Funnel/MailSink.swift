@@ -24,7 +24,10 @@ public protocol MailSink: AnyObject {
     func flush() async throws
 
     /// Says whether a message recorded as `pending` reached the target, for recovery after a crash.
-    func locate(_ record: PendingRecord) async throws -> Presence
+    /// Matching is copy for copy: a target copy whose reference is in `taken` belongs to another
+    /// ledger row (an identical twin) and cannot be this one; when `unknownCopies` other rows hold
+    /// the same content without a reference, a match is ambiguous and the answer is `.absent`.
+    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence
 
     func close() async throws
 }

@@ -118,7 +118,8 @@ public final class MaildirSink: MailSink {
         staged.removeAll()
     }
 
-    public func locate(_ record: PendingRecord) async throws -> Presence {
+    /// The file name comes from the source key, so twins never share one: `taken` is not needed.
+    public func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         let dir = maildir.directory(of: record.targetMailbox)
         let marker = Self.keyMarker(for: record.key)
         // A file left in tmp/ never became visible: remove it.

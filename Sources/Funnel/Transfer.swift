@@ -118,14 +118,18 @@ public final class Transfer {
         let pending = try ledger.pending(account: source.identity)
         guard !pending.isEmpty else { return }
         var outcomes: [DeliveryOutcome] = []
+        var found: Set<String> = []
         for record in pending {
             guard record.target == sink.identity else {
                 logger.warning("pending message \(record.key) was bound for \(record.target), not \(sink.identity); left pending until that target is used again")
                 continue
             }
-            switch try await sink.locate(record) {
+            let refs = try ledger.deliveredRefs(target: record.target, targetMailbox: record.targetMailbox, sha256: record.sha256)
+            let taken = found.union(refs.filter { !$0.isEmpty })
+            switch try await sink.locate(record, taken: taken, unknownCopies: refs.filter(\.isEmpty).count) {
             case let .present(ref):
                 logger.notice("recovery: \(record.key) found at the target (\(ref)); recorded as delivered")
+                if !ref.isEmpty { found.insert(ref) }
                 outcomes.append(.delivered(record.key, targetRef: ref))
             case .absent:
                 logger.notice("recovery: \(record.key) not at the target; it will be delivered again")

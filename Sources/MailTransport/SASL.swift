@@ -107,6 +107,7 @@ public struct SASLClient: Sendable {
                 return try scramClientFinal(serverFirst: String(decoding: challenge, as: UTF8.self))
             }
             try verifyServerFinal(challenge)
+            step = 3  // the server proved it knows the password
             return []
         case .xoauth2, .oauthBearer:
             // A challenge here carries the server's JSON error; the answer is an empty response,

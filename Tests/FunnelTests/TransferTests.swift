@@ -47,7 +47,9 @@ final class FaultySink: MailSink {
         return try await inner.deliver(message, key: key, mailbox: mailbox)
     }
     func flush() async throws { try await inner.flush() }
-    func locate(_ record: PendingRecord) async throws -> Presence { try await inner.locate(record) }
+    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
+        try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
+    }
     func close() async throws { try await inner.close() }
 }
 
@@ -64,7 +66,9 @@ final class LimitedSink: MailSink {
         try await inner.deliver(message, key: key, mailbox: mailbox)
     }
     func flush() async throws { try await inner.flush() }
-    func locate(_ record: PendingRecord) async throws -> Presence { try await inner.locate(record) }
+    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
+        try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
+    }
     func close() async throws { try await inner.close() }
 }
 

@@ -15,6 +15,10 @@ struct SASLTests {
                 == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
         #expect(sasl.awaitingServerFinal)
         try sasl.verifyServerFinal(Array("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".utf8))
+        // As IMAP servers send it: a continuation with the server's final message, answered empty.
+        var copy = sasl
+        #expect(try copy.respond(to: Array("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".utf8)) == [])
+        #expect(!copy.awaitingServerFinal)
         #expect(throws: SASLError.serverSignatureMismatch) {
             try sasl.verifyServerFinal(Array("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".utf8))
         }

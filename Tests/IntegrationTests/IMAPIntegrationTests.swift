@@ -1,0 +1,253 @@
+import Foundation
+@testable import Funnel
+import IMAPCore
+import Logging
+import MailTransport
+import Testing
+
+/// Runs the built binary; output goes to files so nothing blocks on a full pipe.
+func mailfunnel(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let binary = ProcessInfo.processInfo.environment["MAILFUNNEL_BIN"]
+        ?? TestServers.packageRoot.appendingPathComponent(".build/debug/mailfunnel").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else { throw SetupError("no mailfunnel binary at \(binary): build first") }
+    let dir = NSTemporaryDirectory() + "/mf-run-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    FileManager.default.createFile(atPath: "\(dir)/out", contents: nil)
+    FileManager.default.createFile(atPath: "\(dir)/err", contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: binary)
+    p.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    env.merge(environment) { $1 }
+    p.environment = env
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/out"))
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/err"))
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    return (p.terminationStatus, (try? String(contentsOfFile: "\(dir)/out", encoding: .utf8)) ?? "",
+            (try? String(contentsOfFile: "\(dir)/err", encoding: .utf8)) ?? "")
+}
+
+func jsonSummary(_ stdout: String) -> [String: Any] {
+    guard let line = stdout.split(separator: "\n").last,
+          let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return [:] }
+    return object
+}
+
+func workDir() throws -> String {
+    let path = NSTemporaryDirectory() + "/mf-it-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+extension Dovecot {
+@Suite struct IMAPIntegrationTests {
+    let servers: TestServers
+
+    init() throws {
+        servers = try TestServers.load()
+        try servers.reset("source")
+        try servers.reset("target")
+    }
+
+    func imaps(_ user: String, _ folder: String = "") throws -> String {
+        "imaps://\(user)@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))" + (folder.isEmpty ? "" : "/\(folder)")
+    }
+
+    func auth(_ dir: String) throws -> [String] {
+        ["--ca-file", servers.caFile, "--source-password-file", try servers.passwordFile("source", in: dir),
+         "--target-password-file", try servers.passwordFile("target", in: dir)]
+    }
+
+    @Test func imapToIMAPKeepsBytesFlagsDatesAndFolders() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try await servers.client("source")
+        let inbox = imapMessages(6, tag: "inbox"), old = imapMessages(4, tag: "old"), nested = imapMessages(3, tag: "nested"),
+            intl = imapMessages(2, tag: "intl")
+        try await src.seed("INBOX", inbox)
+        try await src.seed("Old", old)
+        try await src.seed("Old/Sub", nested)
+        try await src.seed(ModifiedUTF7.encode("Ärger"), intl)
+        await src.logout()
+
+        let args = ["import", try imaps("source"), try imaps("target"), "--ledger", "\(dir)/l.sqlite", "--json"] + (try auth(dir))
+        let first = try mailfunnel(args)
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        #expect(jsonSummary(first.stdout)["delivered"] as? Int == 15)
+
+        let dst = try await servers.client("target")
+        #expect(summary(try await dst.contents(of: "INBOX")) == summary(inbox))
+        #expect(summary(try await dst.contents(of: "Old")) == summary(old))
+        #expect(summary(try await dst.contents(of: "Old/Sub")) == summary(nested))
+        #expect(summary(try await dst.contents(of: ModifiedUTF7.encode("Ärger"))) == summary(intl))
+        await dst.logout()
+
+        let second = try mailfunnel(args)
+        #expect(second.status == 0)
+        #expect(jsonSummary(second.stdout)["delivered"] as? Int == 0)
+    }
+
+    @Test func mboxToIMAPFolderThenNothing() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sample = TestServers.packageRoot.appendingPathComponent("samples/sample.mbox").path
+        let args = ["import", "mbox:\(sample)", try imaps("target", "Archive/Old mail"), "--ledger", "\(dir)/l.sqlite", "--json",
+                    "--ca-file", servers.caFile, "--target-password-file", try servers.passwordFile("target", in: dir)]
+        let first = try mailfunnel(args)
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        #expect(jsonSummary(first.stdout)["delivered"] as? Int == 41)
+        // Byte for byte once line ends are CRLF (what IMAP requires); Status flags became IMAP flags.
+        let dst = try await servers.client("target")
+        let stored = try await dst.contents(of: "Archive/Old mail")
+        await dst.logout()
+        #expect(stored.count == 41)
+        let local = try await runTransfer(source: "mbox:\(sample)", target: "maildir:\(dir)/M", ledgerPath: "\(dir)/local.sqlite")
+        #expect(local.delivered == 41)
+        let expected = try maildirMessages("\(dir)/M").map { crlf($0) }.sorted { $0.lexicographicallyPrecedes($1) }
+        #expect(digests(stored.map(\.bytes)) == digests(expected))
+        #expect(stored.contains { $0.flags == ["\\Seen", "\\Flagged", "\\Answered"] })
+        #expect(jsonSummary(try mailfunnel(args).stdout)["delivered"] as? Int == 0)
+    }
+
+    @Test func aUIDVALIDITYResetDeliversNothingNew() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try await servers.client("source")
+        let messages = imapMessages(5, tag: "uv")
+        try await src.seed("INBOX", messages)
+        let before = try await src.select("INBOX").uidValidity
+        await src.logout()
+        let args = ["import", try imaps("source"), try imaps("target"), "--ledger", "\(dir)/l.sqlite", "--json"] + (try auth(dir))
+        #expect(jsonSummary(try mailfunnel(args).stdout)["delivered"] as? Int == 5)
+
+        // The server renumbers the mailbox: new UIDVALIDITY, new UIDs, same messages.
+        let (status, out) = try TestServers.shell(["doveadm", "-c", servers.dovecotConf, "mailbox", "update", "-u", "source",
+                                                   "--uid-validity", String(before + 1000), "INBOX"])
+        #expect(status == 0, "doveadm: \(out)")
+        let check = try await servers.client("source")
+        let after = try await check.select("INBOX").uidValidity
+        await check.logout()
+        #expect(after != before)
+
+        let again = try mailfunnel(args)
+        #expect(again.status == 0, "stderr: \(again.stderr)")
+        #expect(jsonSummary(again.stdout)["delivered"] as? Int == 0)
+        let dst = try await servers.client("target")
+        #expect(try await dst.contents(of: "INBOX").count == 5)
+        await dst.logout()
+    }
+
+    @Test func deleteAfterDeliveryExpungesOnlyWhatWasDelivered() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(4, tag: "del"))
+        await src.logout()
+        let args = ["import", try imaps("source"), try imaps("target"), "--ledger", "\(dir)/l.sqlite", "--json",
+                    "--after-delivery", "delete"] + (try auth(dir))
+        let r = try mailfunnel(args)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let check = try await servers.client("source")
+        #expect(try await check.contents(of: "INBOX").isEmpty)
+        await check.logout()
+        let dst = try await servers.client("target")
+        #expect(try await dst.contents(of: "INBOX").count == 4)
+        await dst.logout()
+    }
+
+    @Test func aWrongPasswordExits77() throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "wrong\n".write(toFile: "\(dir)/bad.pass", atomically: true, encoding: .utf8)
+        let r = try mailfunnel(["import", try imaps("source"), "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite",
+                                "--ca-file", servers.caFile, "--source-password-file", "\(dir)/bad.pass"])
+        #expect(r.status == 77, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("login as source refused"))
+        #expect(!r.stderr.contains("wrong"))
+    }
+
+    @Test func anUntrustedCertificateIsRefusedNamingCAFile() throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try servers.port("MF_UNTRUSTED_IMAPS_PORT")
+        let r = try mailfunnel(["import", "imaps://source@127.0.0.1:\(port)", "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite",
+                                "--ca-file", servers.caFile, "--source-password-file", try servers.passwordFile("source", in: dir)])
+        #expect(r.status == 69, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("--ca-file"), "stderr: \(r.stderr)")
+        // And without any CA file, the system store does not trust our test CA either.
+        let plain = try mailfunnel(["import", try imaps("source"), "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite",
+                                    "--source-password-file", try servers.passwordFile("source", in: dir)])
+        #expect(plain.status == 69)
+        #expect(plain.stderr.contains("not trusted"))
+    }
+
+    @Test func startTLSIsUsedAndRequired() throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pass = try servers.passwordFile("source", in: dir)
+        let ok = try mailfunnel(["import", "imap://source@127.0.0.1:\(try servers.port("MF_IMAP_PORT"))", "maildir:\(dir)/M",
+                                 "--ledger", "\(dir)/l.sqlite", "--ca-file", servers.caFile, "--source-password-file", pass, "--json"])
+        #expect(ok.status == 0, "stderr: \(ok.stderr)")
+        // A server that does not offer STARTTLS is refused before any password is sent.
+        let refused = try mailfunnel(["import", "imap://source@127.0.0.1:\(try servers.port("MF_NOSSL_IMAP_PORT"))", "maildir:\(dir)/M",
+                                      "--ledger", "\(dir)/l.sqlite", "--source-password-file", pass])
+        #expect(refused.status == 69, "stderr: \(refused.stderr)")
+        #expect(refused.stderr.contains("does not offer STARTTLS"))
+        // Unless plain text is asked for explicitly.
+        let plain = try mailfunnel(["import", "imap://source@127.0.0.1:\(try servers.port("MF_NOSSL_IMAP_PORT"))", "maildir:\(dir)/M",
+                                    "--ledger", "\(dir)/l.sqlite", "--source-password-file", pass, "--tls", "none"])
+        #expect(plain.status == 0, "stderr: \(plain.stderr)")
+    }
+
+    @Test func anUnreachableServerExits69() throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A port nobody listens on: bind one, learn its number, close it.
+        let r = try mailfunnel(["import", "imaps://source@127.0.0.1:1", "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite"],
+                               environment: ["MAILFUNNEL_SOURCE_PASSWORD": "x"])
+        #expect(r.status == 69, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("cannot connect to 127.0.0.1:1"))
+    }
+}
+}
+
+/// Runs a transfer in-process (as the unit tests do).
+func runTransfer(source: String, target: String, ledgerPath: String, disposal: Disposal = .keep,
+                 limits: TransferStateMachine.Limits = .init(), sourceSettings: EndpointSettings? = nil,
+                 targetSettings: EndpointSettings? = nil,
+                 afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) async throws -> RunSummary {
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    let s = try MailURL.parse(source), t = try MailURL.parse(target)
+    let src = try Endpoints.source(s, settings: sourceSettings ?? EndpointSettings(passwordVariable: "MAILFUNNEL_SOURCE_PASSWORD"),
+                                   disposal: disposal, logger: logger)
+    let sink = try Endpoints.sink(t, settings: targetSettings ?? EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD"), logger: logger)
+    var options = TransferOptions()
+    options.disposal = disposal
+    options.limits = limits
+    if (t.scheme == .imap || t.scheme == .imaps) && !t.path.isEmpty { options.targetMailbox = t.path }
+    let ledger = try Ledger(path: ledgerPath)
+    return try await Transfer(source: src, sink: sink, ledger: ledger, options: options, logger: logger, afterEffect: afterEffect).run()
+}
+
+func maildirMessages(_ root: String) throws -> [[UInt8]] {
+    try ["new", "cur"].flatMap { sub in
+        try ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(sub)")) ?? []).map {
+            Array(try Data(contentsOf: URL(fileURLWithPath: "\(root)/\(sub)/\($0)")))
+        }
+    }
+}
+
+func crlf(_ bytes: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = []
+    var prev: UInt8 = 0
+    for b in bytes {
+        if b == 0x0A && prev != 0x0D { out.append(0x0D) }
+        out.append(b)
+        prev = b
+    }
+    return out
+}

@@ -1,0 +1,167 @@
+import Crypto
+import Foundation
+import IMAPCore
+import Logging
+import MailTransport
+import NIOCore
+import Testing
+
+/// Every suite that uses the shared test servers is nested here: `.serialized` applies to nested
+/// suites too, so two suites never reset or fill the same mailboxes at once.
+@Suite(.serialized) enum Dovecot {}
+
+/// The Dovecot instances `scripts/test-servers` started for this run, read from the env file it
+/// wrote (`$MF_SERVERS_ENV`). Without it the integration tests fail: a skipped integration test
+/// would hide a broken CI.
+struct TestServers {
+    let values: [String: String]
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    static func load() throws -> TestServers {
+        guard let path = ProcessInfo.processInfo.environment["MF_SERVERS_ENV"] else {
+            throw SetupError("MF_SERVERS_ENV is not set: run the tests with scripts/test, which starts Dovecot (scripts/test-servers start DIR) and sets it")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw SetupError("cannot read \(path), the test servers' env file")
+        }
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") where line.contains("=") && !line.hasPrefix("#") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            var value = parts.count > 1 ? String(parts[1]) : ""
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            values[String(parts[0])] = value
+        }
+        return TestServers(values: values)
+    }
+
+    func port(_ key: String) throws -> Int {
+        guard let v = values[key], let p = Int(v) else { throw SetupError("\(key) missing from the test servers' env file") }
+        return p
+    }
+
+    var caFile: String { values["MF_CA_FILE"] ?? "" }
+    var dir: String { values["MF_TEST_DIR"] ?? "" }
+    var dovecotConf: String { values["MF_DOVECOT_CONF"] ?? "" }
+
+    func password(_ user: String) -> String { "\(user)-pw" }
+
+    /// A file holding a user's password, for --source-password-file and the like.
+    func passwordFile(_ user: String, in dir: String) throws -> String {
+        let path = "\(dir)/\(user).pass"
+        try (password(user) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
+        return path
+    }
+
+    /// Empties every mailbox of a user.
+    func reset(_ user: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.packageRoot.appendingPathComponent("scripts/test-servers").path)
+        p.arguments = ["reset", dir, user]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw SetupError("scripts/test-servers reset \(user) failed") }
+    }
+
+    /// A logged-in IMAPS session.
+    func client(_ user: String) async throws -> IMAPClient {
+        let endpoint = ServerEndpoint(host: "127.0.0.1", port: try port("MF_IMAPS_PORT"), tls: .implicit, caFile: caFile)
+        let c = try await IMAPClient.connect(to: endpoint, logger: Logger(label: "test"))
+        try await c.login(Credentials(user: user, password: password(user)))
+        return c
+    }
+
+    /// Runs a command and returns its exit status and output (doveadm and the like).
+    @discardableResult
+    static func shell(_ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+struct SetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Message bytes for APPEND from an array.
+struct BytesBody: AppendBody {
+    let bytes: [UInt8]
+    var size: Int { bytes.count }
+    func readChunk(at offset: Int, maxLength: Int) throws -> ByteBuffer {
+        ByteBuffer(bytes: bytes[offset..<min(bytes.count, offset + maxLength)])
+    }
+}
+
+/// One message as a mailbox holds it.
+struct StoredMessage: Hashable, Comparable {
+    var bytes: [UInt8]
+    var flags: Set<String>
+    var date: Date?
+
+    static func < (a: StoredMessage, b: StoredMessage) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+}
+
+/// Short SHA-256 prefixes, sorted: what a failed comparison should print instead of bytes.
+func digests(_ messages: [[UInt8]]) -> [String] {
+    messages.map { Array(SHA256.hash(data: $0)).prefix(6).map { String(format: "%02x", $0) }.joined() }.sorted()
+}
+
+/// Digest, flags and date of each message, sorted: equal exactly when the mailboxes hold the same
+/// messages with the same flags and dates, and readable when they do not.
+func summary(_ messages: [StoredMessage]) -> [String] {
+    messages.map { m in
+        digests([m.bytes])[0] + " " + m.flags.sorted().joined(separator: ",") + " " + (m.date.map { InternalDate.format($0) } ?? "-")
+    }.sorted()
+}
+
+extension IMAPClient {
+    /// Every message of a mailbox, with flags (\Recent dropped) and INTERNALDATE.
+    func contents(of mailbox: String) async throws -> [StoredMessage] {
+        let s = try await select(mailbox, readOnly: true)
+        guard s.exists > 0 else { return [] }
+        var out: [StoredMessage] = []
+        var current = StoredMessage(bytes: [], flags: [], date: nil)
+        try await uidFetch(UIDSet([1...UInt32.max]), items: ["UID", "FLAGS", "INTERNALDATE", "BODY.PEEK[]"]) { e in
+            switch e {
+            case .fetchBegan: current = StoredMessage(bytes: [], flags: [], date: nil)
+            case let .fetchAttribute(.flags(f)): current.flags = Set(f.filter { $0 != "\\Recent" })
+            case let .fetchAttribute(.internalDate(d)): current.date = InternalDate.parse(d)
+            case let .fetchBodyBytes(b): current.bytes += b.readableBytesView
+            case .fetchEnded: out.append(current)
+            default: break
+            }
+        }
+        return out.sorted()
+    }
+
+    /// Appends test messages with flags and dates.
+    func seed(_ mailbox: String, _ messages: [StoredMessage]) async throws {
+        if mailbox != "INBOX" { try? await create(mailbox) }
+        for m in messages {
+            try await append([AppendItem(flags: Array(m.flags).sorted(), date: m.date, body: BytesBody(bytes: m.bytes))], to: mailbox)
+        }
+    }
+}
+
+/// Varied CRLF messages (what IMAP stores), with flags and dates.
+func imapMessages(_ count: Int, tag: String) -> [StoredMessage] {
+    (0..<count).map { i in
+        var text = "From: sender\(i)@example.org\r\nTo: me@example.org\r\nSubject: \(tag) \(i) é\r\n"
+        if i % 4 != 2 { text += "Message-ID: <\(tag)-\(i)@test>\r\n" }
+        text += "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
+        for l in 0..<(1 + (i * 7) % 30) { text += "line \(l) of \(tag) message \(i)\r\n" }
+        let flags: Set<String> = i % 3 == 0 ? ["\\Seen"] : i % 3 == 1 ? ["\\Flagged", "\\Answered"] : []
+        return StoredMessage(bytes: Array(text.utf8), flags: flags, date: Date(timeIntervalSince1970: 1_600_000_000 + Double(i) * 86400))
+    }
+}

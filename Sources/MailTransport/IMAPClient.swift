@@ -365,6 +365,42 @@ public final class IMAPClient {
         try await run(.id(fields))
     }
 
+    /// IDLE until the server reports new messages in the selected mailbox (EXISTS above what it was)
+    /// or `timeout` passes, then DONE. Returns whether new mail arrived. Callers re-issue IDLE well
+    /// before 29 minutes, as servers may drop an idle client after 30.
+    /// - SeeAlso: RFC 2177
+    public func idle(timeout: Duration) async throws -> Bool {
+        guard has("IDLE") else {
+            throw IMAPError.commandFailed(server: endpoint.description, command: "IDLE", status: .no, code: nil,
+                                          text: "the server does not offer IDLE", mailbox: selected?.name)
+        }
+        let before = selected?.exists ?? 0
+        let tag = nextTag()
+        try await send(encoder.encode(tag: tag, .idle), tag: tag, sensitive: false)
+        while true {
+            let event = try await nextEvent()
+            if case .continuation = event { break }
+            if case let .tagged(t) = event, t.tag == tag {
+                throw IMAPError.commandFailed(server: endpoint.description, command: "IDLE", status: t.status, code: t.code,
+                                              text: t.text, mailbox: selected?.name)
+            }
+            try handleUnsolicited(event)
+        }
+        var newMail = (selected?.exists ?? 0) > before
+        let deadline = ContinuousClock.now + timeout
+        while !newMail {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, let event = try await nextEvent(waitingAtMost: left) else { break }
+            if case let .untagged(u) = event {
+                try noteUntagged(u)
+                if case let .exists(n) = u, n > before { newMail = true }
+            }
+        }
+        try await send(encoder.done(), tag: tag, sensitive: false)
+        _ = try await collect(tag: tag, name: "IDLE", mailbox: selected?.name, onUntagged: { _ in }, onFetch: { _ in })
+        return newMail || (selected?.exists ?? 0) > before
+    }
+
     /// Says goodbye and closes; errors on the way out are ignored (the work is done).
     public func logout() async {
         guard !closed else { return }
@@ -406,6 +442,32 @@ public final class IMAPClient {
                     try handleUnsolicited(event)
                 }
             }
+        }
+    }
+
+    /// The next event, or nil when nothing came within `limit` (the connection stays open).
+    func nextEvent(waitingAtMost limit: Duration) async throws -> IMAPResponseEvent? {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            if buffer.readableBytes > 0, let event = try parseBuffered() { return event }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return nil }
+            guard var more = try await connection.read(waitingAtMost: left) else {
+                throw TransportError.closedByPeer(endpoint: endpoint.description)
+            }
+            if more.readableBytes == 0 { return nil }
+            buffer.writeBuffer(&more)
+        }
+    }
+
+    private func parseBuffered() throws -> IMAPResponseEvent? {
+        do {
+            guard let event = try parser.next(&buffer) else { return nil }
+            if buffer.readableBytes == 0 { buffer.clear() }
+            if trace.isEnabled { traceEvent(event) }
+            return event
+        } catch let error as IMAPParseError {
+            throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
         }
     }
 

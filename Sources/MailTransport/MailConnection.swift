@@ -49,12 +49,24 @@ public final class MailConnection: Sendable {
         return MailConnection(endpoint: endpoint, channel: channel, bridge: bridge)
     }
 
-    /// The next bytes from the server, or nil at the end of the stream.
+    /// The next bytes from the server, or nil at the end of the stream. Waiting longer than the
+    /// endpoint's read timeout closes the connection with `TransportError.timedOut`.
     public func read() async throws -> ByteBuffer? {
         let bridge = self.bridge
         let timeout = TimeAmount.nanoseconds(Int64(endpoint.readTimeout.components.seconds) * 1_000_000_000)
         return try await channel.eventLoop.flatSubmit {
-            bridge.value.read(timeout: timeout)
+            bridge.value.read(timeout: timeout, fatal: true)
+        }.get()
+    }
+
+    /// Like `read()`, but a wait longer than `timeout` is not an error: it returns an empty buffer
+    /// and the connection stays open (for IDLE, where silence is normal).
+    public func read(waitingAtMost timeout: Duration) async throws -> ByteBuffer? {
+        let bridge = self.bridge
+        let amount = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
+                                            + timeout.components.attoseconds / 1_000_000_000)
+        return try await channel.eventLoop.flatSubmit {
+            bridge.value.read(timeout: amount, fatal: false)
         }.get()
     }
 
@@ -151,7 +163,7 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
     }
 
-    func read(timeout: TimeAmount) -> EventLoopFuture<ByteBuffer?> {
+    func read(timeout: TimeAmount, fatal: Bool) -> EventLoopFuture<ByteBuffer?> {
         guard let context else { return endpointClosed() }
         if var b = buffered, b.readableBytes > 0 {
             buffered = nil
@@ -164,6 +176,13 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
         waiting = promise
         timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             guard let self else { return }
+            if !fatal {
+                // Not an error: hand back nothing; bytes that arrive later wait in `buffered`.
+                let waiter = self.waiting
+                self.waiting = nil
+                waiter?.succeed(ByteBuffer())
+                return
+            }
             let seconds = timeout.nanoseconds / 1_000_000_000
             self.fail(TransportError.timedOut(endpoint: self.endpoint.description, waited: "\(seconds) s"))
             self.context?.close(promise: nil)

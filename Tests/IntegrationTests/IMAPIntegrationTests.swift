@@ -251,3 +251,35 @@ func crlf(_ bytes: [UInt8]) -> [UInt8] {
     }
     return out
 }
+
+extension Dovecot {
+@Suite struct IMAPIdleTests {
+    let servers: TestServers
+
+    init() throws {
+        servers = try TestServers.load()
+        try servers.reset("other")
+    }
+
+    /// A message APPENDed by another client while we IDLE wakes us within seconds.
+    @Test func idleReportsNewMail() async throws {
+        let watcher = try await servers.client("other")
+        _ = try await watcher.select("INBOX")
+        let started = ContinuousClock.now
+        async let appended: Void = {
+            try await Task.sleep(for: .milliseconds(300))
+            let writer = try await servers.client("other")
+            try await writer.seed("INBOX", imapMessages(1, tag: "idle"))
+            await writer.logout()
+        }()
+        let woke = try await watcher.idle(timeout: .seconds(20))
+        try await appended
+        #expect(woke)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        // Silence is not an error: a short IDLE with nothing new returns false, connection intact.
+        #expect(try await watcher.idle(timeout: .milliseconds(500)) == false)
+        try await watcher.noop()
+        await watcher.logout()
+    }
+}
+}

@@ -99,10 +99,27 @@ public final class IMAPSink: MailSink {
         return out
     }
 
-    public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String {
+    /// With MULTIAPPEND the message is staged and the batch goes as one APPEND at `flush()`;
+    /// otherwise it is appended now.
+    public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         let c = try await session()
         let name = try await wireName(mailbox)
+        if let first = staged.first, first.mailbox != name {
+            // The engine flushes every batch before the next, and a batch has one mailbox.
+            throw DeliveryError(.sinkFailed, "internal error: a batch staged for \(first.mailbox) and \(name)")
+        }
         if c.selected?.name != name { _ = try await prepare(mailbox: mailbox) }
+        if c.has("MULTIAPPEND") {
+            staged.append((key, message, name))
+            return .staged
+        }
+        return .delivered(try await appendOne(message, to: name))
+    }
+
+    private var staged: [(key: SourceKey, message: SpooledMessage, mailbox: String)] = []
+
+    private func appendOne(_ message: SpooledMessage, to name: String) async throws -> String {
+        let c = try await session()
         do {
             let result = try await c.append([AppendItem(flags: flags(message.flags), date: message.internalDate, body: message)], to: name)
             if let r = result, let uid = r.uids.first { return "\(r.uidValidity):\(uid)" }
@@ -112,6 +129,41 @@ public final class IMAPSink: MailSink {
         } catch let e as TransportError {
             throw DeliveryError(.sinkFailed, e.description)
         }
+    }
+
+    /// Sends the staged messages as one MULTIAPPEND, which the server carries out whole or not at
+    /// all (RFC 3502). If it refuses, nothing was appended: each message is then appended alone,
+    /// so only the one at fault fails.
+    public func flush() async throws -> [SourceKey: StagedOutcome] {
+        guard !staged.isEmpty else { return [:] }
+        let batch = staged
+        staged = []
+        let c = try await session()
+        let name = batch[0].mailbox
+        var outcomes: [SourceKey: StagedOutcome] = [:]
+        do {
+            let items = batch.map { AppendItem(flags: flags($0.message.flags), date: $0.message.internalDate, body: $0.message) }
+            let result = try await c.append(items, to: name)
+            let uids = result?.uids ?? []
+            for (i, item) in batch.enumerated() {
+                let ref = (uids.count == batch.count && result != nil) ? "\(result!.uidValidity):\(uids[i])" : ""
+                outcomes[item.key] = .delivered(ref)
+            }
+            return outcomes
+        } catch let e as IMAPError {
+            guard case .commandFailed = e else { throw DeliveryError(.sinkFailed, e.description) }
+            logger.notice("\(identity): APPEND of \(batch.count) messages refused (\(e)); appending them one by one")
+        } catch let e as TransportError {
+            throw DeliveryError(.sinkFailed, e.description)
+        }
+        for item in batch {
+            do {
+                outcomes[item.key] = .delivered(try await appendOne(item.message, to: name))
+            } catch let e as DeliveryError where e.errorClass != .sinkFailed {
+                outcomes[item.key] = .failed(e)
+            }
+        }
+        return outcomes
     }
 
     /// NO [OVERQUOTA]/[INUSE]/[UNAVAILABLE] and THROTTLED: later. NO [TOOBIG]/[LIMIT] and other NO/BAD
@@ -131,8 +183,6 @@ public final class IMAPSink: MailSink {
             return DeliveryError(.sinkFailed, e.description)
         }
     }
-
-    public func flush() async throws {}
 
     public func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         let c = try await session()
@@ -202,6 +252,7 @@ public final class IMAPSink: MailSink {
     }
 
     public func close() async throws {
+        _ = try await flush()
         await client?.logout()
         client = nil
     }

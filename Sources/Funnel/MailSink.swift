@@ -16,12 +16,14 @@ public protocol MailSink: AnyObject {
     /// later deliveries there (for IMAP, UIDVALIDITY and UIDNEXT).
     func prepare(mailbox: String) async throws -> TargetWatermark
 
-    /// Delivers one spooled message. Throws `DeliveryError`. The delivery need not be durable
-    /// before `flush()` returns.
-    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String
+    /// Delivers one spooled message, or stages it to be sent with others at `flush()`. Throws
+    /// `DeliveryError`. A `.delivered` message need not be durable before `flush()` returns.
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt
 
-    /// Makes every delivery so far durable. Called before the ledger records them as delivered.
-    func flush() async throws
+    /// Sends what was staged and makes every delivery so far durable; returns the outcome of each
+    /// staged message. Called before the ledger records anything as delivered. A staged message
+    /// missing from the result is unknown: it stays `pending` and recovery decides.
+    func flush() async throws -> [SourceKey: StagedOutcome]
 
     /// Says whether a message recorded as `pending` reached the target, for recovery after a crash.
     /// Matching is copy for copy: a target copy whose reference is in `taken` belongs to another
@@ -30,6 +32,20 @@ public protocol MailSink: AnyObject {
     func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence
 
     func close() async throws
+}
+
+/// What `deliver` did with a message.
+public enum DeliveryReceipt: Sendable, Equatable {
+    /// Delivered (durable at the latest when `flush()` returns), with the target's reference.
+    case delivered(String)
+    /// Staged: `flush()` sends it and says how it went.
+    case staged
+}
+
+/// How a staged message fared at `flush()`.
+public enum StagedOutcome: Sendable, Equatable {
+    case delivered(String)
+    case failed(DeliveryError)
 }
 
 /// The state of a target mailbox before a batch is delivered into it.

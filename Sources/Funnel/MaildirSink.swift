@@ -66,7 +66,7 @@ public final class MaildirSink: MailSink {
         return String(name[start...])  // ".MF<hash>." : what recovery looks for
     }
 
-    public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String {
+    public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         let dir = maildir.directory(of: mailbox)
         let unique = Self.uniqueName(for: key, date: message.internalDate, host: host) + ",S=\(message.size)"
         let info = message.flags.maildirInfo
@@ -100,11 +100,13 @@ public final class MaildirSink: MailSink {
         }
         guard Glibc.close(fd) == 0 else { throw Self.failure("close", tmp) }
         staged.append((tmp, "\(dir)/\(relative)"))
-        return relative
+        return .delivered(relative)
     }
 
-    public func flush() async throws {
-        guard !staged.isEmpty else { return }
+    /// Links what was written into place between two file-system syncs; nothing here is staged in
+    /// the protocol's sense (every outcome was known at `deliver`).
+    public func flush() async throws -> [SourceKey: StagedOutcome] {
+        guard !staged.isEmpty else { return [:] }
         try syncFileSystem()
         for (tmp, final) in staged {
             if link(tmp, final) != 0 {
@@ -116,6 +118,7 @@ public final class MaildirSink: MailSink {
         }
         try syncFileSystem()
         staged.removeAll()
+        return [:]
     }
 
     /// The file name comes from the source key, so twins never share one: `taken` is not needed.
@@ -140,7 +143,7 @@ public final class MaildirSink: MailSink {
     }
 
     public func close() async throws {
-        try await flush()
+        _ = try await flush()
     }
 
     /// Makes everything written so far durable: one syncfs(2) for the whole Maildir where the C

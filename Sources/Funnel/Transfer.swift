@@ -321,9 +321,12 @@ public final class Transfer {
             case let .deliver(i):
                 let spooled = spools[i]!
                 do {
-                    let ref = try await sink.deliver(spooled, key: key(i), mailbox: targetMailbox)
+                    let receipt = try await sink.deliver(spooled, key: key(i), mailbox: targetMailbox)
                     try afterEffect(.sinkDeliver)
-                    action = machine.delivered(i, ref: ref)
+                    switch receipt {
+                    case let .delivered(ref): action = machine.delivered(i, ref: ref)
+                    case .staged: action = machine.staged(i)
+                    }
                 } catch let error as DeliveryError {
                     logger.error("\(mailbox) \(machine.messages[i].ident): delivery to \(sink.identity) failed: \(error.message)")
                     action = machine.deliveryFailed(i, error)
@@ -331,8 +334,17 @@ public final class Transfer {
 
             case .flush:
                 do {
-                    try await sink.flush()
+                    let outcomes = try await sink.flush()
                     try afterEffect(.sinkFlush)
+                    for i in machine.batchIndices {
+                        switch outcomes[key(i)] {
+                        case let .delivered(ref)?: machine.resolved(i, .delivered(ref))
+                        case let .failed(error)?:
+                            logger.error("\(mailbox) \(machine.messages[i].ident): delivery to \(sink.identity) failed: \(error.message)")
+                            machine.resolved(i, .failed(error))
+                        case nil: break
+                        }
+                    }
                     spools.removeAll()
                     action = machine.flushed()
                 } catch let error as DeliveryError {

@@ -46,6 +46,8 @@ public struct TransferStateMachine: Sendable {
         case prepared(Preparation)
         case delivered(String)
         case failed(DeliveryError)
+        /// Handed to the sink to be sent at flush; its outcome comes with the flush.
+        case staged
         /// The sink failed during this delivery: whether it arrived is unknown, so it stays `pending`.
         case unknown
         /// The sink failed before this message's turn: certainly not delivered.
@@ -125,6 +127,22 @@ public struct TransferStateMachine: Sendable {
         return nextDelivery()
     }
 
+    /// Item `index` was staged by the sink; its outcome comes with the flush.
+    public mutating func staged(_ index: Int) -> Action {
+        status[index] = .staged
+        cursor = index + 1
+        return nextDelivery()
+    }
+
+    /// The flush said how a staged item fared (called before `flushed()`).
+    public mutating func resolved(_ index: Int, _ outcome: Outcome) {
+        guard status[index] == .staged else { return }
+        switch outcome {
+        case let .delivered(ref): status[index] = .delivered(ref)
+        case let .failed(e): status[index] = e.errorClass == .sinkFailed ? .unknown : .failed(e)
+        }
+    }
+
     /// Delivering item `index` failed.
     public mutating func deliveryFailed(_ index: Int, _ error: DeliveryError) -> Action {
         cursor = index + 1
@@ -142,8 +160,9 @@ public struct TransferStateMachine: Sendable {
         return nextDelivery()
     }
 
-    /// The sink made the batch durable.
+    /// The sink made the batch durable. A staged item the flush said nothing about is unknown.
     public mutating func flushed() -> Action {
+        for i in batch where status[i] == .staged { status[i] = .unknown }
         let settled = batch.filter {
             switch status[$0] {
             case .delivered, .failed, .notAttempted: return true
@@ -187,6 +206,9 @@ public struct TransferStateMachine: Sendable {
     public mutating func watermarkMoved() -> Action {
         .finished(fatal)
     }
+
+    /// The items of the current batch.
+    public var batchIndices: Range<Int> { batch }
 
     /// What the runner needs for item `index`.
     public func preparation(_ index: Int) -> Preparation? {

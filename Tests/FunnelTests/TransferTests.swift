@@ -41,12 +41,12 @@ final class FaultySink: MailSink {
     var requiresCRLF: Bool { inner.requiresCRLF }
     var maxMessageSize: Int? { inner.maxMessageSize }
     func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
-    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String {
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         count += 1
         if let e = fault(message, count) { throw e }
         return try await inner.deliver(message, key: key, mailbox: mailbox)
     }
-    func flush() async throws { try await inner.flush() }
+    func flush() async throws -> [SourceKey: StagedOutcome] { try await inner.flush() }
     func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
     }
@@ -62,10 +62,10 @@ final class LimitedSink: MailSink {
     var requiresCRLF: Bool { inner.requiresCRLF }
     var maxMessageSize: Int? { limit }
     func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
-    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> String {
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         try await inner.deliver(message, key: key, mailbox: mailbox)
     }
-    func flush() async throws { try await inner.flush() }
+    func flush() async throws -> [SourceKey: StagedOutcome] { try await inner.flush() }
     func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
     }

@@ -158,6 +158,31 @@ extension Dovecot {
         await dst.logout()
     }
 
+    /// MULTIAPPEND is all or nothing: when Dovecot refuses the batch because of one message (a
+    /// zero-byte one), the others are appended one by one and only that one fails, staying at
+    /// the source.
+    @Test func aRefusedMessageInAMultiappendFailsAlone() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let messages = imapMessages(4, tag: "multi").map { $0.bytes }
+        for sub in ["tmp", "new", "cur"] { try FileManager.default.createDirectory(atPath: "\(dir)/src/\(sub)", withIntermediateDirectories: true) }
+        for (i, m) in (messages + [[]]).enumerated() {
+            FileManager.default.createFile(atPath: "\(dir)/src/new/17000000\(i).M\(i).host", contents: Data(m))
+        }
+        let r = try mailfunnel(["import", "maildir:\(dir)/src", try imaps("target"), "--ledger", "\(dir)/l.sqlite", "--json",
+                                "--after-delivery", "delete", "--ca-file", servers.caFile,
+                                "--target-password-file", try servers.passwordFile("target", in: dir)])
+        #expect(r.status == 65, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("zero byte"))
+        #expect(jsonSummary(r.stdout)["delivered"] as? Int == 4)
+        #expect(jsonSummary(r.stdout)["failed"] as? Int == 1)
+        let dst = try await servers.client("target")
+        #expect(digests(try await dst.contents(of: "INBOX").map(\.bytes)) == digests(messages))
+        await dst.logout()
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/src/new")
+        #expect(left.count == 1)
+    }
+
     @Test func aWrongPasswordExits77() throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -183,6 +183,28 @@ extension Dovecot {
         #expect(left.count == 1)
     }
 
+    /// Maildir++ writes the hierarchy with dots (`.Old.Sub`); the IMAP target uses `/`.
+    @Test func maildirFoldersMapToTheTargetsDelimiter() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inbox = imapMessages(2, tag: "mdinbox"), sub = imapMessages(3, tag: "mdsub")
+        for (folder, messages) in [("", inbox), ("/.Old.Sub", sub)] {
+            for d in ["tmp", "new", "cur"] { try FileManager.default.createDirectory(atPath: "\(dir)/src\(folder)/\(d)", withIntermediateDirectories: true) }
+            for (i, m) in messages.enumerated() {
+                FileManager.default.createFile(atPath: "\(dir)/src\(folder)/cur/17000000\(i).M\(i).host:2,S", contents: Data(m.bytes))
+            }
+        }
+        let r = try mailfunnel(["import", "maildir:\(dir)/src", try imaps("target"), "--ledger", "\(dir)/l.sqlite", "--json",
+                                "--ca-file", servers.caFile, "--target-password-file", try servers.passwordFile("target", in: dir)])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let dst = try await servers.client("target")
+        let names = try await dst.list().map(\.name)
+        #expect(names.contains("Old/Sub"), "folders: \(names)")
+        #expect(digests(try await dst.contents(of: "Old/Sub").map(\.bytes)) == digests(sub.map(\.bytes)))
+        #expect(try await dst.contents(of: "INBOX").allSatisfy { $0.flags == ["\\Seen"] })
+        await dst.logout()
+    }
+
     @Test func aWrongPasswordExits77() throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -41,14 +41,7 @@ public final class IMAPSink: MailSink {
 
     func session() async throws -> IMAPClient {
         if let client { return client }
-        let c = try await IMAPClient.connect(to: endpoint, logger: logger)
-        do {
-            try await c.login(credentials)
-            try await c.id([("name", "mailfunnel"), ("version", "0.1")])
-        } catch {
-            await c.close()
-            throw error
-        }
+        let c = try await IMAPClient.open(endpoint, credentials: credentials, logger: logger)
         client = c
         return c
     }

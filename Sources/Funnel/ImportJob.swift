@@ -33,6 +33,13 @@ public struct ImportJob: Sendable {
                 throw FunnelError.usage("\(name): the target \(target) is the source \(source) or inside it; deliver somewhere else")
             }
         }
+        if [.imap, .imaps].contains(source.scheme), [.imap, .imaps].contains(target.scheme),
+           source.host.lowercased() == target.host.lowercased(), source.port == target.port,
+           source.user?.lowercased() == target.user?.lowercased(),
+           source.path.isEmpty || options.targetMailbox == nil || source.path == options.targetMailbox {
+            // Every run would find its own deliveries as new mail and deliver them again.
+            throw FunnelError.usage("\(name): the target \(target) is the same account as the source; name a source folder and a different target folder, or deliver elsewhere")
+        }
         let source = try Endpoints.source(self.source, settings: sourceSettings, disposal: options.disposal, logger: logger)
         let sink = try Endpoints.sink(target, settings: targetSettings, logger: logger)
         return Transfer(source: source, sink: sink, ledger: ledger, options: options, logger: logger, onEvent: onEvent)

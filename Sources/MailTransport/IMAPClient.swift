@@ -84,6 +84,20 @@ public final class IMAPClient {
         }
     }
 
+    /// Connects, logs in and introduces itself (ID): a session ready for work. Closes the
+    /// connection if any step fails.
+    public static func open(_ endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) async throws -> IMAPClient {
+        let c = try await connect(to: endpoint, logger: logger)
+        do {
+            try await c.login(credentials)
+            try await c.id([("name", "mailfunnel"), ("version", "0.1")])
+        } catch {
+            await c.close()
+            throw error
+        }
+        return c
+    }
+
     public func has(_ capability: String) -> Bool {
         capabilities.contains { $0.caseInsensitiveCompare(capability) == .orderedSame }
     }

@@ -145,6 +145,7 @@ struct CommandLineTests {
         (["import", "maildir:/tmp/y", "mbox:/tmp/x"], "mbox is a source only"),
         (["frobnicate"], "Unexpected argument"),
         (["import", "maildir:/tmp/same", "maildir:/tmp/same/"], "is the source"),
+        (["import", "imaps://jean@mail.example.org", "imaps://Jean@mail.example.org/Archive"], "same account as the source"),
     ])
     func usageErrorsExit64(arguments: [String], says: String) throws {
         let r = try run(arguments)

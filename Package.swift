@@ -29,12 +29,18 @@ let package = Package(
             name: "IMAPCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Sans-I/O POP3: a response parser that streams RETR bodies with dot-unstuffing.
+        .target(
+            name: "POP3Core",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
         // NIO connections (TCP, implicit TLS, STARTTLS), SASL, the redacted protocol trace, and the
         // async protocol clients.
         .target(
             name: "MailTransport",
             dependencies: [
                 "IMAPCore",
+                "POP3Core",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -69,6 +75,10 @@ let package = Package(
         .testTarget(
             name: "IMAPCoreTests",
             dependencies: ["IMAPCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "POP3CoreTests",
+            dependencies: ["POP3Core", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MailTransportTests",

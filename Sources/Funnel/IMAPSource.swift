@@ -191,9 +191,10 @@ public final class IMAPSource: MailSource {
         return messages.map(\.ident)
     }
 
-    public func close() async throws {
+    public func close() async throws -> [String: [String]] {
         await client?.logout()
         client = nil
+        return [:]
     }
 }
 

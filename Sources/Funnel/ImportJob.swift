@@ -91,6 +91,14 @@ public func describeFailure(_ error: Error) -> (status: ExitStatus, message: Str
         case .bye: return (.temporaryFailure, e.description)
         case .commandFailed: return (.temporaryFailure, e.description)
         }
+    case let e as POP3Error:
+        switch e {
+        case .authenticationFailed:
+            return (e.responseCode?.isTemporary == true ? .temporaryFailure : .noPermission, e.description)
+        case .startTLSNotOffered: return (.unavailable, e.description)
+        case .protocolViolation: return (.protocolError, e.description)
+        case .quitFailed, .commandFailed: return (.temporaryFailure, e.description)
+        }
     case let e as DeliveryError:
         return (e.errorClass == .permanent ? .dataError : .temporaryFailure, e.description)
     default:

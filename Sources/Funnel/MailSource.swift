@@ -32,11 +32,14 @@ public protocol MailSource: AnyObject {
     /// What `dispose` can do here (an mbox file is read-only).
     var supportedDisposals: Set<Disposal> { get }
 
-    /// Removes or flags messages whose delivery is committed. Returns the idents it disposed of.
+    /// Removes or flags messages whose delivery is committed. Returns the idents it disposed of;
+    /// a source whose disposals take effect only at `close()` (POP3's DELE, committed by QUIT)
+    /// returns none here and reports them from `close()`.
     func dispose(_ messages: [ListedMessage], mailbox: String, how: Disposal) async throws -> [String]
 
-    /// Ends the session (for POP3, QUIT commits deletions).
-    func close() async throws
+    /// Ends the session and returns the disposals it committed, by mailbox (POP3: the DELEs that a
+    /// QUIT answered +OK carried out). Throws when that commit failed: then nothing was disposed.
+    func close() async throws -> [String: [String]]
 }
 
 /// The outcome of fetching one listed message.

@@ -183,7 +183,9 @@ public enum Endpoints {
             return IMAPSource(url: url, endpoint: try settings.endpoint(for: url, who: who),
                               credentials: try settings.credentials(for: url, who: who), readOnly: disposal == .keep, logger: logger)
         case .pop3, .pop3s:
-            throw FunnelError.badURL(url.description, reason: "pop3 sources are not in this version yet (imap:, mbox: and maildir: are)")
+            let who = "source \(url)"
+            return POP3Source(url: url, endpoint: try settings.endpoint(for: url, who: who),
+                              credentials: try settings.credentials(for: url, who: who), logger: logger)
         }
     }
 

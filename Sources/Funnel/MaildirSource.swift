@@ -120,7 +120,7 @@ public final class MaildirSource: MailSource {
         return done
     }
 
-    public func close() async throws {}
+    public func close() async throws -> [String: [String]] { [:] }
 
     /// The file's path relative to the folder now: where it was listed, or, if a mail reader moved
     /// or re-flagged it since, wherever its unique name is now.

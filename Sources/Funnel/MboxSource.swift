@@ -133,7 +133,7 @@ public final class MboxSource: MailSource {
         return []
     }
 
-    public func close() async throws {}
+    public func close() async throws -> [String: [String]] { [:] }
 
     private func openFile() throws -> LocalFile {
         do {

@@ -12,6 +12,8 @@ public enum SideEffect: Sendable, Equatable {
     case ledgerOutcomes
     case sourceDispose
     case ledgerDisposed
+    /// The source session ended (for POP3, the QUIT that carries out the DELEs).
+    case sourceClose
     case ledgerWatermark
 }
 
@@ -93,7 +95,14 @@ public final class Transfer {
         do {
             if !options.dryRun { try await recover(ledger) }
             try await runMailboxes(ledger: ledger)
-            try await source.close()
+            let committed = try await source.close()
+            try afterEffect(.sourceClose)
+            for (mailbox, idents) in committed where !idents.isEmpty && !options.dryRun {
+                // Sources that commit at close have no UIDVALIDITY (POP3).
+                try ledger.markDisposed(idents.map { SourceKey(account: source.identity, mailbox: mailbox, ident: $0) },
+                                        how: options.disposal)
+                try afterEffect(.ledgerDisposed)
+            }
             try await sink.close()
         } catch {
             summary.seconds = Date().timeIntervalSince(started)

@@ -19,6 +19,11 @@ public final class MailConnection: Sendable {
         self.bridge = bridge
     }
 
+    /// A connection nobody holds any more is closed, as a process's sockets are when it ends.
+    deinit {
+        channel.close(promise: nil)
+    }
+
     /// Connects, and for implicit TLS completes the handshake before returning.
     public static func connect(to endpoint: ServerEndpoint,
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> MailConnection {

@@ -1,0 +1,129 @@
+import Foundation
+@testable import Funnel
+import MailTransport
+import Testing
+
+extension Dovecot {
+@Suite struct POP3IntegrationTests {
+    let servers: TestServers
+
+    init() throws {
+        servers = try TestServers.load()
+        try servers.reset("source")
+        try servers.reset("target")
+    }
+
+    func pop3s(_ user: String) throws -> String { "pop3s://\(user)@127.0.0.1:\(try servers.port("MF_POP3S_PORT"))" }
+    func imaps(_ user: String) throws -> String { "imaps://\(user)@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))" }
+
+    func seed(_ messages: [StoredMessage]) async throws {
+        let c = try await servers.client("source")
+        try await c.seed("INBOX", messages)
+        await c.logout()
+    }
+
+    @Test func pop3ToIMAPByteForByteThenNothing() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let messages = imapMessages(7, tag: "pop")
+        try await seed(messages)
+        let args = ["import", try pop3s("source"), try imaps("target") + "/INBOX", "--ledger", "\(dir)/l.sqlite", "--json",
+                    "--ca-file", servers.caFile, "--source-password-file", try servers.passwordFile("source", in: dir),
+                    "--target-password-file", try servers.passwordFile("target", in: dir)]
+        let first = try mailfunnel(args)
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        #expect(jsonSummary(first.stdout)["delivered"] as? Int == 7)
+        let dst = try await servers.client("target")
+        #expect(digests(try await dst.contents(of: "INBOX").map(\.bytes)) == digests(messages.map(\.bytes)))
+        await dst.logout()
+        #expect(jsonSummary(try mailfunnel(args).stdout)["delivered"] as? Int == 0)
+    }
+
+    @Test func deleteHappensAtQuitAfterCommit() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await seed(imapMessages(4, tag: "popdel"))
+        let r = try mailfunnel(["import", "pop3://source@127.0.0.1:\(try servers.port("MF_POP3_PORT"))", "maildir:\(dir)/M",
+                                "--ledger", "\(dir)/l.sqlite", "--json", "--after-delivery", "delete", "--ca-file", servers.caFile,
+                                "--source-password-file", try servers.passwordFile("source", in: dir)])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(jsonSummary(r.stdout)["delivered"] as? Int == 4)
+        let c = try await servers.client("source")
+        #expect(try await c.contents(of: "INBOX").isEmpty)
+        await c.logout()
+        #expect(try maildirMessages("\(dir)/M").count == 4)
+        let status = try Ledger(path: "\(dir)/l.sqlite").status()
+        #expect(status.first?.counts["disposed"] == 4)
+    }
+
+    @Test func loginFailuresAndTLS() throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "wrong\n".write(toFile: "\(dir)/bad.pass", atomically: true, encoding: .utf8)
+        let wrong = try mailfunnel(["import", try pop3s("source"), "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite",
+                                    "--ca-file", servers.caFile, "--source-password-file", "\(dir)/bad.pass"])
+        #expect(wrong.status == 77, "stderr: \(wrong.stderr)")
+        #expect(wrong.stderr.contains("login as source refused"))
+        let nostls = try mailfunnel(["import", "pop3://source@127.0.0.1:\(try servers.port("MF_NOSSL_POP3_PORT"))", "maildir:\(dir)/M",
+                                     "--ledger", "\(dir)/l.sqlite", "--source-password-file", try servers.passwordFile("source", in: dir)])
+        #expect(nostls.status == 69, "stderr: \(nostls.stderr)")
+        #expect(nostls.stderr.contains("does not offer STLS"))
+    }
+
+    /// Crash after every side effect of a POP3 → IMAP run with delete, including between the DELEs
+    /// and the QUIT that carries them out; resume; every message arrives once and none is lost.
+    @Test func pop3ToIMAPWithDeleteLosesNothingAtEveryStep() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let messages = imapMessages(5, tag: "popcrash")
+        var source = EndpointSettings(passwordVariable: "UNUSED")
+        source.secret = Config.Secret(inline: servers.password("source"))
+        source.caFile = servers.caFile
+        var target = source
+        target.secret = Config.Secret(inline: servers.password("target"))
+        let limits = TransferStateMachine.Limits(maxMessages: 2)
+        func run(_ ledger: String, _ hook: @escaping (SideEffect) throws -> Void) async throws {
+            _ = try await runTransfer(source: try pop3s("source"), target: try imaps("target"), ledgerPath: ledger, disposal: .delete,
+                                      limits: limits, sourceSettings: source, targetSettings: target, afterEffect: hook)
+        }
+        func reseed() async throws {
+            try servers.reset("source")
+            try servers.reset("target")
+            try await seed(messages)
+        }
+        try await reseed()
+        let counter = Counter()
+        try await run("\(dir)/count.sqlite") { _ in counter.n += 1 }
+        let total = counter.n
+        #expect(total >= 12)
+        for k in 1...total {
+            try await reseed()
+            let ledger = "\(dir)/l\(k).sqlite"
+            let seen = Counter()
+            do {
+                try await run(ledger) { effect in
+                    seen.n += 1
+                    if seen.n == k { throw Crash() }
+                }
+            } catch is Crash {}
+            let src = try await servers.client("source")
+            let left = try await src.contents(of: "INBOX").map(\.bytes)
+            await src.logout()
+            let dst = try await servers.client("target")
+            let there = try await dst.contents(of: "INBOX").map(\.bytes)
+            await dst.logout()
+            for m in messages where !left.contains(m.bytes) && !there.contains(m.bytes) {
+                Issue.record("crash point \(k): a message is neither at the source nor at the target")
+            }
+            try await run(ledger) { _ in }
+            let final = try await servers.client("target")
+            #expect(digests(try await final.contents(of: "INBOX").map(\.bytes)) == digests(messages.map(\.bytes)),
+                    "crash point \(k) of \(total)")
+            await final.logout()
+            let emptied = try await servers.client("source")
+            #expect(try await emptied.contents(of: "INBOX").isEmpty, "crash point \(k): the source still holds messages")
+            await emptied.logout()
+        }
+    }
+}
+}

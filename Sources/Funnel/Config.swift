@@ -178,6 +178,9 @@ public struct Config: Sendable {
                     account.afterDelivery = disposal
                 }
                 account.deleteAfter = try r.duration(a, "delete_after", section: section)
+                if account.deleteAfter != nil && account.afterDelivery != .delete {
+                    throw r.error(section, "delete_after", "only means something with after_delivery = \"delete\"")
+                }
                 account.pollInterval = try r.duration(a, "poll_interval", section: section)
                 account.idle = try r.bool(a, "idle", section: section) ?? false
                 account.caFile = try r.string(a, "ca_file", section: section)

@@ -58,6 +58,7 @@ extension Config {
             let target = targets[account.target]!
             var options = base
             options.disposal = account.afterDelivery
+            options.deleteAfter = account.afterDelivery == .delete ? account.deleteAfter : nil
             options.targetMailbox = account.folder ?? target.folder ?? base.targetMailbox
             options.mailboxes = account.folders ?? base.mailboxes
             var job = ImportJob(name: account.name, source: account.source, target: target.url, options: options)

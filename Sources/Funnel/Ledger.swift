@@ -149,6 +149,8 @@ public struct LedgerEntry: Sendable, Equatable {
     public var attempts: Int
     public var errorClass: String?
     public var disposal: String?
+    /// When the entry last changed state (for a `delivered` one: when it was delivered).
+    public var updatedAt: Date? = nil
 
     /// Permanent failures get this many attempts in all; temporary ones are retried every run.
     public static let maxPermanentAttempts = 3
@@ -231,13 +233,14 @@ extension Ledger {
             for chunk in stride(from: 0, to: idents.count, by: 10_000).map({ idents[$0..<min($0 + 10_000, idents.count)] }) {
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(db, sql: """
-                    SELECT ident, state, attempts, error_class, disposal FROM message
+                    SELECT ident, state, attempts, error_class, disposal, updated_at FROM message
                     WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident IN (\(marks))
                     """, arguments: StatementArguments([account, mailbox, Int64(uidValidity)] + chunk.map { $0 as (any DatabaseValueConvertible) }))
                 while let row = try rows.next() {
                     out[row["ident"]] = LedgerEntry(state: LedgerState(rawValue: row["state"]) ?? .failed,
                                                     attempts: row["attempts"], errorClass: row["error_class"],
-                                                    disposal: row["disposal"])
+                                                    disposal: row["disposal"],
+                                                    updatedAt: (row["updated_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
                 }
             }
             return out

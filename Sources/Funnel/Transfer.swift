@@ -37,6 +37,9 @@ public struct TransferOptions: Sendable {
     /// Read only these source mailboxes; nil reads all.
     public var mailboxes: [String]?
     public var limits = TransferStateMachine.Limits()
+    /// With `.delete`: keep delivered messages at the source this long, then delete them (POP3's
+    /// "leave on server for N days"). Nil deletes right after delivery.
+    public var deleteAfter: Duration?
     /// How many messages are listed and looked up in the ledger at a time.
     public var pageSize = 1000
     public var spool = Spool.Options()
@@ -193,6 +196,8 @@ public final class Transfer {
             var deliver: [ListedMessage] = []
             var leftovers: [ListedMessage] = []
             var doneBytes = 0
+            // With delete_after, what was delivered before this moment is due for deletion.
+            let dueBefore = options.deleteAfter.map { Date().addingTimeInterval(-Double($0.components.seconds)) }
             for m in page {
                 undisposed.remove(m.ident)
                 guard let entry = known[m.ident] else { deliver.append(m); continue }
@@ -200,7 +205,8 @@ public final class Transfer {
                     deliver.append(m)
                 } else {
                     doneBytes += m.size ?? 0
-                    if entry.state == .delivered && options.disposal != .keep { leftovers.append(m) }
+                    let due = dueBefore.map { limit in (entry.updatedAt ?? .distantFuture) <= limit } ?? true
+                    if entry.state == .delivered && options.disposal != .keep && due { leftovers.append(m) }
                 }
             }
             summary.listed += page.count
@@ -247,7 +253,7 @@ public final class Transfer {
         let watermark = target.watermark
         let uidValidity = info.uidValidity
         var machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal,
-                                           limits: options.limits)
+                                           limits: options.limits, disposeNewDeliveries: options.deleteAfter == nil)
         var spools: [Int: SpooledMessage] = [:]
         var pageWatermark: (uid: UInt32, pageSettled: Bool)?
         func key(_ i: Int) -> SourceKey {

@@ -77,6 +77,7 @@ public struct TransferStateMachine: Sendable {
 
     public let messages: [ListedMessage]
     public let disposal: Disposal
+    private let disposeNew: Bool
     private let limits: Limits
     private let toDispose: [Int]
     private var status: [Status]
@@ -89,9 +90,12 @@ public struct TransferStateMachine: Sendable {
     /// - Parameters:
     ///   - deliver: messages to deliver.
     ///   - leftovers: messages already delivered but not yet disposed of (after a crash).
-    public init(deliver: [ListedMessage], leftovers: [ListedMessage], disposal: Disposal, limits: Limits = Limits()) {
+    ///   - disposeNewDeliveries: false to dispose of leftovers only (delete after N days).
+    public init(deliver: [ListedMessage], leftovers: [ListedMessage], disposal: Disposal, limits: Limits = Limits(),
+                disposeNewDeliveries: Bool = true) {
         self.messages = deliver + leftovers
         self.disposal = disposal
+        self.disposeNew = disposeNewDeliveries
         self.limits = limits
         self.status = Array(repeating: .listed, count: deliver.count)
             + Array(repeating: .delivered(""), count: leftovers.count)
@@ -182,7 +186,7 @@ public struct TransferStateMachine: Sendable {
     /// The outcomes of the batch are committed.
     public mutating func outcomesCommitted() -> Action {
         let disposable = batch.filter { isDeliveredOrClaimed($0) }
-        if disposal != .keep && !disposable.isEmpty { return .dispose(disposable) }
+        if disposal != .keep && disposeNew && !disposable.isEmpty { return .dispose(disposable) }
         return afterBatch()
     }
 

@@ -11,13 +11,13 @@ extension Mailfunnel {
                 Ad hoc:      mailfunnel import imaps://old@imap.example.net imaps://me@mail.example.org --source-password-file old.pass --target-password-file me.pass
                              mailfunnel import mbox:old.mbox maildir:~/Maildir
                 From config: mailfunnel import --config mailfunnel.toml [--account NAME]...
-                URLs: imap://USER@HOST[:PORT][/FOLDER], imaps://…, mbox:PATH[?format=mboxo], maildir:PATH
-                (pop3:// and smtp:// come in a later version). Passwords come from files, commands or
+                URLs: imap://USER@HOST[:PORT][/FOLDER], imaps://…, pop3://USER@HOST[:PORT], pop3s://…,
+                mbox:PATH[?format=mboxo], maildir:PATH (smtp:// targets come in a later version). Passwords come from files, commands or
                 $MAILFUNNEL_SOURCE_PASSWORD / $MAILFUNNEL_TARGET_PASSWORD, never from the command line.
                 """
         )
 
-        @Argument(help: ArgumentHelp("Where to read mail (imap[s]://USER@HOST[/FOLDER], mbox:PATH, maildir:PATH).", valueName: "source-url"))
+        @Argument(help: ArgumentHelp("Where to read mail (imap[s]://USER@HOST[/FOLDER], pop3[s]://USER@HOST, mbox:PATH, maildir:PATH).", valueName: "source-url"))
         var source: String?
 
         @Argument(help: ArgumentHelp("Where to deliver it (imap[s]://USER@HOST[/FOLDER], maildir:PATH).", valueName: "target-url"))

@@ -52,6 +52,7 @@ struct ConfigTests {
         #expect(orange.line == 15)
         #expect(c.accounts[1].folders == ["INBOX", "Sent"])
         #expect(c.accounts[1].idle)
+        #expect(try c.importJobs(accounts: ["orange"], base: TransferOptions()).first?.options.deleteAfter == .seconds(30 * 86400))
         let jobs = try c.importJobs(accounts: ["old-imap"], base: TransferOptions())
         #expect(jobs.count == 1)
         #expect(jobs[0].options.mailboxes == ["INBOX", "Sent"])
@@ -90,6 +91,8 @@ struct ConfigTests {
                   line: 8, key: "accounts[1].name", says: "a second account named 'a'"),
         BadConfig(name: "two secrets", text: "[targets.t]\nurl = \"maildir:/m\"\npassword_file = \"/a\"\npassword_command = \"b\"\n",
                   line: nil, key: "targets.t.password", says: "only one of"),
+        BadConfig(name: "delete_after without delete", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\ndelete_after = \"30d\"\n",
+                  line: 7, key: "accounts[0].delete_after", says: "only means something with after_delivery"),
         BadConfig(name: "TOML syntax", text: "ledger = \"/x\"\n[daemon\npoll_interval = \"5m\"\n",
                   line: 2, key: nil, says: "not valid TOML"),
         BadConfig(name: "unknown table", text: "[deamon]\npoll_interval = \"5m\"\n",

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Funnel
+import GRDB
 import Logging
 import MailMessage
 import Testing
@@ -9,13 +10,14 @@ struct CrashInjected: Error {}
 /// Builds and runs one transfer with fresh objects, as a new process would.
 func runTransfer(source: String, target: String, ledgerPath: String, disposal: Disposal = .keep,
                  limits: TransferStateMachine.Limits = .init(), pageSize: Int = 1000, dryRun: Bool = false, into: String? = nil,
-                 sinkWrapper: ((MailSink) -> MailSink)? = nil,
+                 deleteAfter: Duration? = nil, sinkWrapper: ((MailSink) -> MailSink)? = nil,
                  afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) async throws -> RunSummary {
     let src = try Endpoints.source(MailURL.parse(source))
     var sink = try Endpoints.sink(MailURL.parse(target))
     if let sinkWrapper { sink = sinkWrapper(sink) }
     var options = TransferOptions()
     options.disposal = disposal
+    options.deleteAfter = deleteAfter
     options.limits = limits
     options.pageSize = pageSize
     options.dryRun = dryRun
@@ -142,6 +144,27 @@ struct TransferTests {
         #expect(try maildirContents(dir.file("dst")) == messages.sorted { $0.lexicographicallyPrecedes($1) })
         let ledger = try Ledger(path: dir.file("l.sqlite"))
         #expect(try ledger.status().first?.counts["disposed"] == 5)
+    }
+
+    @Test func deleteAfterKeepsMessagesUntilTheyAreOldEnough() async throws {
+        let dir = try TemporaryDirectory()
+        let messages = sampleMessages(count: 4)
+        try makeMaildir(dir.file("src"), messages: messages.map { ($0, nil) })
+        func run() async throws -> RunSummary {
+            try await runTransfer(source: "maildir:\(dir.file("src"))", target: "maildir:\(dir.file("dst"))",
+                                  ledgerPath: dir.file("l.sqlite"), disposal: .delete, deleteAfter: .seconds(30 * 86400))
+        }
+        #expect(try await run().delivered == 4)
+        #expect(try maildirContents(dir.file("src")).count == 4)  // delivered, kept for now
+        #expect(try await run().delivered == 0)
+        #expect(try maildirContents(dir.file("src")).count == 4)  // still too young
+        // Thirty-one days later…
+        let ledger = try Ledger(path: dir.file("l.sqlite"))
+        try await ledger.pool.write { try $0.execute(sql: "UPDATE message SET updated_at = updated_at - 31 * 86400") }
+        #expect(try await run().delivered == 0)
+        #expect(try maildirContents(dir.file("src")).isEmpty)
+        #expect(try maildirContents(dir.file("dst")) == messages.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(try ledger.status().first?.counts["disposed"] == 4)
     }
 
     @Test func markSeenMovesSourceFilesToCurWithS() async throws {

@@ -34,6 +34,11 @@ let package = Package(
             name: "POP3Core",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Sans-I/O SMTP: reply parser with enhanced status codes, DATA dot-stuffing.
+        .target(
+            name: "SMTPCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
         // NIO connections (TCP, implicit TLS, STARTTLS), SASL, the redacted protocol trace, and the
         // async protocol clients.
         .target(
@@ -41,6 +46,7 @@ let package = Package(
             dependencies: [
                 "IMAPCore",
                 "POP3Core",
+                "SMTPCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -79,6 +85,10 @@ let package = Package(
         .testTarget(
             name: "POP3CoreTests",
             dependencies: ["POP3Core", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "SMTPCoreTests",
+            dependencies: ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MailTransportTests",

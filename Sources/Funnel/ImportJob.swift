@@ -68,6 +68,7 @@ extension Config {
             job.targetSettings.secret = target.secret
             job.targetSettings.caFile = target.caFile
             job.targetSettings.tls = target.tls
+            job.targetSettings.envelopeTo = target.envelopeTo
             return job
         }
     }
@@ -91,6 +92,13 @@ public func describeFailure(_ error: Error) -> (status: ExitStatus, message: Str
         case .protocolViolation: return (.protocolError, e.description)
         case .bye: return (.temporaryFailure, e.description)
         case .commandFailed: return (.temporaryFailure, e.description)
+        }
+    case let e as SMTPError:
+        switch e {
+        case .authenticationFailed: return (.noPermission, e.description)
+        case .startTLSNotOffered: return (.unavailable, e.description)
+        case .protocolViolation: return (.protocolError, e.description)
+        case .rejected: return (e.reply?.isPermanent == true ? .unavailable : .temporaryFailure, e.description)
         }
     case let e as POP3Error:
         switch e {

@@ -149,6 +149,8 @@ public struct EndpointSettings: Sendable {
     public var tls: String?
     /// The environment variable that holds the password when nothing else gives it.
     public var passwordVariable: String
+    /// SMTP targets: the envelope recipient (`--envelope-to`, `envelope_to`).
+    public var envelopeTo: String?
 
     public init(passwordVariable: String) {
         self.passwordVariable = passwordVariable
@@ -202,7 +204,13 @@ public enum Endpoints {
             return IMAPSink(url: url, endpoint: try settings.endpoint(for: url, who: who),
                             credentials: try settings.credentials(for: url, who: who), logger: logger)
         case .smtp, .smtps:
-            throw FunnelError.badURL(url.description, reason: "smtp targets are not in this version yet (imap: and maildir: are)")
+            let who = "target \(url)"
+            guard let to = settings.envelopeTo, !to.isEmpty else {
+                throw FunnelError.usage("\(who): an SMTP target needs an envelope recipient: --envelope-to ADDRESS (envelope_to in the config)")
+            }
+            let credentials = url.user == nil ? nil : try settings.credentials(for: url, who: who)
+            return SMTPSink(url: url, endpoint: try settings.endpoint(for: url, who: who), credentials: credentials,
+                            envelopeTo: to, logger: logger)
         }
     }
 }

@@ -12,7 +12,7 @@ extension Mailfunnel {
                              mailfunnel import mbox:old.mbox maildir:~/Maildir
                 From config: mailfunnel import --config mailfunnel.toml [--account NAME]...
                 URLs: imap://USER@HOST[:PORT][/FOLDER], imaps://…, pop3://USER@HOST[:PORT], pop3s://…,
-                mbox:PATH[?format=mboxo], maildir:PATH (smtp:// targets come in a later version). Passwords come from files, commands or
+                mbox:PATH[?format=mboxo], maildir:PATH smtp://[USER@]HOST[:PORT] and smtps://… targets (with --envelope-to). Passwords come from files, commands or
                 $MAILFUNNEL_SOURCE_PASSWORD / $MAILFUNNEL_TARGET_PASSWORD, never from the command line.
                 """
         )
@@ -20,7 +20,7 @@ extension Mailfunnel {
         @Argument(help: ArgumentHelp("Where to read mail (imap[s]://USER@HOST[/FOLDER], pop3[s]://USER@HOST, mbox:PATH, maildir:PATH).", valueName: "source-url"))
         var source: String?
 
-        @Argument(help: ArgumentHelp("Where to deliver it (imap[s]://USER@HOST[/FOLDER], maildir:PATH).", valueName: "target-url"))
+        @Argument(help: ArgumentHelp("Where to deliver it (imap[s]://USER@HOST[/FOLDER], smtp[s]://[USER@]HOST, maildir:PATH).", valueName: "target-url"))
         var target: String?
 
         @Option(name: .long, help: ArgumentHelp("Read accounts and targets from this TOML file.", valueName: "file"))
@@ -55,6 +55,9 @@ extension Mailfunnel {
 
         @Option(name: .long, help: ArgumentHelp("For imap:// and pop3:// URLs: starttls (the default; refused if the server does not offer it) or none (plain text).", valueName: "starttls|none"))
         var tls: String?
+
+        @Option(name: .long, help: ArgumentHelp("For an smtp:// target: the envelope recipient.", valueName: "address"))
+        var envelopeTo: String?
 
         @Flag(name: .long, help: "List what would be delivered; change nothing.")
         var dryRun = false
@@ -115,6 +118,7 @@ extension Mailfunnel {
                     var j = job
                     if afterDelivery != nil { j.options.disposal = base.disposal }
                     if let caFile { j.sourceSettings.caFile = caFile; j.targetSettings.caFile = caFile }
+                    if let envelopeTo { j.targetSettings.envelopeTo = envelopeTo }
                     return j
                 }
                 ledgerPath = ledgerPath ?? c.ledger
@@ -128,6 +132,7 @@ extension Mailfunnel {
                 job.targetSettings.caFile = caFile
                 job.sourceSettings.tls = tls
                 job.targetSettings.tls = tls
+                job.targetSettings.envelopeTo = envelopeTo
                 jobs = [job]
             }
             let path = ledgerPath ?? Ledger.defaultPath

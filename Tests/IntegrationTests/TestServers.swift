@@ -167,3 +167,31 @@ func imapMessages(_ count: Int, tag: String) -> [StoredMessage] {
         return StoredMessage(bytes: Array(text.utf8), flags: flags, date: Date(timeIntervalSince1970: 1_600_000_000 + Double(i) * 86400))
     }
 }
+
+extension TestServers {
+    /// Waits until the private Postfix has handed everything to Dovecot.
+    func flushMailQueue() throws {
+        let (status, out) = try Self.shell([Self.packageRoot.appendingPathComponent("scripts/test-servers").path, "flush", dir])
+        guard status == 0 else { throw SetupError("scripts/test-servers flush failed: \(out)") }
+    }
+}
+
+/// The message as its sender wrote it: the trace headers a relay and LMTP put on top (Return-Path,
+/// Delivered-To, Received, with their folded lines) removed.
+func withoutTraceHeaders(_ bytes: [UInt8]) -> [UInt8] {
+    var i = 0
+    var removing = false
+    while i < bytes.count {
+        guard let lf = bytes[i...].firstIndex(of: 0x0A) else { break }
+        let line = String(decoding: bytes[i..<lf], as: UTF8.self).lowercased()
+        let folded = line.first == " " || line.first == "\t"
+        let trace = line.hasPrefix("return-path:") || line.hasPrefix("delivered-to:") || line.hasPrefix("received:")
+        if trace || (folded && removing) {
+            removing = true
+            i = lf + 1
+            continue
+        }
+        break
+    }
+    return Array(bytes[i...])
+}

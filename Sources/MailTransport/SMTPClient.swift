@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+import NIOCore
+import SMTPCore
+
+/// An SMTP failure: the reply that refused, and the command it answered.
+public enum SMTPError: Error, Equatable, CustomStringConvertible {
+    case rejected(server: String, command: String, reply: SMTPReply)
+    case authenticationFailed(server: String, user: String, reply: SMTPReply?)
+    case startTLSNotOffered(server: String)
+    case protocolViolation(server: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .rejected(s, c, r): return "\(s): \(c) refused: \(r)"
+        case let .authenticationFailed(s, u, r): return "\(s): login as \(u) refused\(r.map { ": \($0)" } ?? "")"
+        case let .startTLSNotOffered(s):
+            return "\(s) does not offer STARTTLS; refusing to send a password or mail in plain text (use smtps://, or --tls none if you really mean it)"
+        case let .protocolViolation(s, d): return "\(s): protocol error: \(d)"
+        }
+    }
+
+    public var reply: SMTPReply? {
+        switch self {
+        case let .rejected(_, _, r): return r
+        case let .authenticationFailed(_, _, r): return r
+        default: return nil
+        }
+    }
+}
+
+/// An SMTP submission session that sends many messages over one connection.
+/// - SeeAlso: RFC 5321, RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 1870 (SIZE), RFC 6152
+///   (8BITMIME), RFC 6531 (SMTPUTF8), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING)
+public final class SMTPClient {
+    public let endpoint: ServerEndpoint
+    private let connection: MailConnection
+    private let parser = SMTPReplyParser()
+    private var buffer = ByteBuffer()
+    private let trace: ProtocolTrace
+    /// EHLO keywords, upper-cased, with their parameters.
+    public private(set) var extensions: [String: String] = [:]
+
+    private init(endpoint: ServerEndpoint, connection: MailConnection, logger: Logger) {
+        self.endpoint = endpoint
+        self.connection = connection
+        self.trace = ProtocolTrace(logger: logger, server: endpoint.description)
+    }
+
+    /// Connects, says EHLO (HELO if refused), upgrades with STARTTLS when the endpoint asks for it,
+    /// and logs in when credentials are given.
+    public static func open(_ endpoint: ServerEndpoint, credentials: Credentials?, heloName: String,
+                            logger: Logger) async throws -> SMTPClient {
+        let connection = try await MailConnection.connect(to: endpoint)
+        let c = SMTPClient(endpoint: endpoint, connection: connection, logger: logger)
+        do {
+            let greeting = try await c.reply()
+            guard greeting.code == 220 else { throw SMTPError.rejected(server: endpoint.description, command: "greeting", reply: greeting) }
+            try await c.hello(heloName)
+            if endpoint.tls == .startTLS {
+                guard c.extensions["STARTTLS"] != nil else { throw SMTPError.startTLSNotOffered(server: endpoint.description) }
+                try await c.command("STARTTLS", expect: 220)
+                guard c.buffer.readableBytes == 0 else { throw TransportError.plaintextAfterStartTLS(endpoint: endpoint.description) }
+                try await connection.startTLS()
+                try await c.hello(heloName)
+            }
+            if let credentials { try await c.login(credentials) }
+            return c
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    private func hello(_ name: String) async throws {
+        try await send("EHLO \(name)")
+        let r = try await reply()
+        if r.code == 250 {
+            extensions = [:]
+            for line in r.lines.dropFirst() {
+                let parts = line.split(separator: " ", maxSplits: 1)
+                if let k = parts.first { extensions[k.uppercased()] = parts.count > 1 ? String(parts[1]) : "" }
+            }
+            return
+        }
+        try await command("HELO \(name)", expect: 250)
+        extensions = [:]
+    }
+
+    /// The largest message the server takes (SIZE), if it says.
+    public var sizeLimit: Int? { extensions["SIZE"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil } }
+
+    private func login(_ credentials: Credentials) async throws {
+        let offered = (extensions["AUTH"] ?? "").uppercased().split(separator: " ").map(String.init)
+        let preference = credentials.kind == .oauthToken ? SASLMechanism.tokenPreference : SASLMechanism.passwordPreference
+        guard let mechanism = preference.first(where: { offered.contains($0.rawValue) }) else {
+            throw SMTPError.authenticationFailed(server: endpoint.description, user: credentials.user, reply: nil)
+        }
+        var sasl = SASLClient(mechanism: mechanism, credentials: credentials)
+        let initial = sasl.initialResponse().map { Data($0).base64EncodedString() }
+        try await send("AUTH \(mechanism.rawValue)" + (initial.map { " " + ($0.isEmpty ? "=" : $0) } ?? ""),
+                       redacted: "AUTH \(mechanism.rawValue) <redacted>")
+        while true {
+            let r = try await reply()
+            switch r.code {
+            case 235:
+                return
+            case 334:
+                let challenge = Data(base64Encoded: r.text) ?? Data()
+                let answer = try sasl.respond(to: Array(challenge))
+                try await send(Data(answer).base64EncodedString(), redacted: "<redacted SASL response>")
+            default:
+                throw SMTPError.authenticationFailed(server: endpoint.description, user: credentials.user, reply: r)
+            }
+        }
+    }
+
+    /// Sends one message to `recipients`; returns the server's final reply (with its queue id).
+    /// MAIL, RCPT and DATA/BDAT go in one write when the server has PIPELINING. After a refusal
+    /// the transaction is reset (RSET), so the session can carry on with the next message.
+    public func send(from sender: String, to recipients: [String], message: AppendBody, eightBit: Bool) async throws -> SMTPReply {
+        var mail = "MAIL FROM:<\(sender)>"
+        if extensions["SIZE"] != nil { mail += " SIZE=\(message.size)" }
+        if eightBit && extensions["8BITMIME"] != nil { mail += " BODY=8BITMIME" }
+        let needsUTF8 = ([sender] + recipients).contains { $0.utf8.contains { $0 >= 0x80 } }
+        if needsUTF8 && extensions["SMTPUTF8"] != nil { mail += " SMTPUTF8" }
+        let chunking = extensions["CHUNKING"] != nil
+        let commands = [mail] + recipients.map { "RCPT TO:<\($0)>" } + (chunking ? [] : ["DATA"])
+        var replies: [SMTPReply] = []
+        if extensions["PIPELINING"] != nil {
+            for c in commands { trace.client(c) }
+            try await connection.write(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+            for _ in commands { replies.append(try await reply()) }
+        } else {
+            for c in commands {
+                try await send(c)
+                let r = try await reply()
+                replies.append(r)
+                if !r.isPositive { break }
+            }
+        }
+        let failed = zip(commands, replies).first { command, r in
+            let ok = command == "DATA" ? r.code == 354 : (r.code == 250 || (command.hasPrefix("RCPT") && r.code == 251))
+            return !ok
+        }
+        if let (command, r) = failed {
+            let dataAccepted = commands.last == "DATA" && replies.count == commands.count && replies.last?.code == 354
+            try await resetAfterFailure(dataAccepted: dataAccepted)
+            throw SMTPError.rejected(server: endpoint.description, command: String(command.prefix(4)), reply: r)
+        }
+        if chunking {
+            // One BDAT per chunk read from the spool; the last says LAST. No dot-stuffing needed.
+            var offset = 0
+            repeat {
+                let chunk = try message.readChunk(at: offset, maxLength: 1 << 20)
+                offset += chunk.readableBytes
+                let last = offset >= message.size
+                let header = "BDAT \(chunk.readableBytes)\(last ? " LAST" : "")"
+                trace.client(header + " <\(chunk.readableBytes) bytes>")
+                try await connection.write(Array((header + "\r\n").utf8))
+                try await connection.write(chunk)
+                let r = try await reply()
+                guard r.code == 250 else {
+                    try await resetAfterFailure(dataAccepted: false)
+                    throw SMTPError.rejected(server: endpoint.description, command: "BDAT", reply: r)
+                }
+                if last { return r }
+            } while true
+        }
+        var stuffer = DotStuffer()
+        var offset = 0
+        while offset < message.size {
+            let chunk = try message.readChunk(at: offset, maxLength: 256 << 10)
+            guard chunk.readableBytes > 0 else { break }
+            offset += chunk.readableBytes
+            try await connection.write(stuffer.stuff(chunk))
+        }
+        try await connection.write(stuffer.terminator())
+        trace.client("<\(message.size) bytes of message>")
+        let r = try await reply()
+        guard r.code == 250 else { throw SMTPError.rejected(server: endpoint.description, command: "DATA", reply: r) }
+        return r
+    }
+
+    private func resetAfterFailure(dataAccepted: Bool) async throws {
+        if dataAccepted {
+            // The server waits for a message: end an empty one so it refuses it, then reset.
+            try await connection.write(Array(".\r\n".utf8))
+            _ = try await reply()
+        }
+        try await send("RSET")
+        _ = try await reply()
+    }
+
+    public func quit() async {
+        try? await send("QUIT")
+        _ = try? await reply()
+        await connection.close()
+    }
+
+    // MARK: wire
+
+    @discardableResult
+    private func command(_ line: String, expect code: Int) async throws -> SMTPReply {
+        try await send(line)
+        let r = try await reply()
+        guard r.code == code else { throw SMTPError.rejected(server: endpoint.description, command: line.components(separatedBy: " ")[0], reply: r) }
+        return r
+    }
+
+    private func send(_ line: String, redacted: String? = nil) async throws {
+        trace.client(redacted ?? line)
+        try await connection.write(Array((line + "\r\n").utf8))
+    }
+
+    private func reply() async throws -> SMTPReply {
+        while true {
+            do {
+                if let r = try parser.next(&buffer) {
+                    if buffer.readableBytes == 0 { buffer.clear() }
+                    trace.server("\(r)")
+                    return r
+                }
+            } catch let e as SMTPReplyParser.ParseError {
+                await connection.close()
+                throw SMTPError.protocolViolation(server: endpoint.description, detail: e.description)
+            }
+            guard var more = try await connection.read() else {
+                throw TransportError.closedByPeer(endpoint: endpoint.description)
+            }
+            buffer.writeBuffer(&more)
+        }
+    }
+}

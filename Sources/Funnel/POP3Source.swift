@@ -34,6 +34,9 @@ public final class POP3Source: MailSource {
     func session() async throws -> POP3Client {
         if let client { return client }
         let c = try await POP3Client.open(endpoint, credentials: credentials, logger: logger)
+        if let days = c.expireDays {
+            logger.warning("\(identity) announces EXPIRE \(days): it deletes retrieved messages \(days == 0 ? "at once" : "after \(days) days") whatever MailFunnel's after_delivery says")
+        }
         client = c
         return c
     }

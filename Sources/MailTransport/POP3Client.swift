@@ -97,7 +97,19 @@ public final class POP3Client {
         }
     }
 
+    /// `EXPIRE n` days (or "NEVER") from CAPA: how long the server keeps retrieved messages.
+    /// - SeeAlso: RFC 2449 §6.7
+    public var expireDays: Int? {
+        guard let line = capabilities.first(where: { $0.uppercased().hasPrefix("EXPIRE ") }) else { return nil }
+        let value = line.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+        return value.uppercased() == "NEVER" ? nil : Int(value)
+    }
+
     private func login(_ credentials: Credentials) async throws {
+        // RFC 6856: non-ASCII user names and passwords go as UTF-8 once UTF8 is enabled.
+        if has("UTF8") && (credentials.user + credentials.secret).utf8.contains(where: { $0 >= 0x80 }) {
+            _ = try await simple("UTF8")
+        }
         let preference = credentials.kind == .oauthToken ? SASLMechanism.tokenPreference : SASLMechanism.passwordPreference
         do {
             if let mechanism = preference.first(where: { saslMechanisms.contains($0.rawValue) }) {

@@ -73,59 +73,10 @@ extension Dovecot {
     @Test func imapToIMAPWithDeleteLosesNothingAtEveryStep() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let messages = imapMessages(5, tag: "move")
-        let limits = TransferStateMachine.Limits(maxMessages: 2)
-
-        func seed() async throws {
-            try servers.reset("source")
-            try servers.reset("target")
-            let src = try await servers.client("source")
-            try await src.seed("INBOX", messages)
-            await src.logout()
-        }
-        func run(_ ledger: String, _ hook: @escaping (SideEffect) throws -> Void) async throws {
+        try await servers.assertMoveSurvivesEveryCrash(imapMessages(5, tag: "move"), minimumEffects: 10, keepsFlags: true, workDir: dir) { ledger, hook in
             _ = try await runTransfer(source: try imaps("source"), target: try imaps("target"), ledgerPath: ledger, disposal: .delete,
-                                      limits: limits, sourceSettings: settings("source"), targetSettings: settings("target"),
-                                      afterEffect: hook)
-        }
-        /// Every message is at the source or at the target (or both), never neither.
-        func checkNothingLost(_ k: Int) async throws {
-            let src = try await servers.client("source")
-            let left = try await src.contents(of: "INBOX").map(\.bytes)
-            await src.logout()
-            let dst = try await servers.client("target")
-            let there = try await dst.contents(of: "INBOX").map(\.bytes)
-            await dst.logout()
-            for m in messages where !left.contains(m.bytes) && !there.contains(m.bytes) {
-                Issue.record("crash point \(k): a message is neither at the source nor at the target")
-            }
-        }
-
-        try await seed()
-        let counter = Counter()
-        try await run("\(dir)/count.sqlite") { _ in counter.n += 1 }
-        let total = counter.n
-        #expect(total >= 10)
-
-        for k in 1...total {
-            try await seed()
-            let ledger = "\(dir)/l\(k).sqlite"
-            let seen = Counter()
-            do {
-                try await run(ledger) { _ in
-                    seen.n += 1
-                    if seen.n == k { throw Crash() }
-                }
-            } catch is Crash {}
-            try await checkNothingLost(k)
-            try await run(ledger) { _ in }
-            let dst = try await servers.client("target")
-            let stored = try await dst.contents(of: "INBOX")
-            await dst.logout()
-            #expect(summary(stored) == summary(messages), "crash point \(k) of \(total): target differs (\(stored.count) messages)")
-            let src = try await servers.client("source")
-            #expect(try await src.contents(of: "INBOX").isEmpty, "crash point \(k): the source still holds messages")
-            await src.logout()
+                                      limits: .init(maxMessages: 2), sourceSettings: settings("source"),
+                                      targetSettings: settings("target"), afterEffect: hook)
         }
     }
 }

@@ -75,54 +75,15 @@ extension Dovecot {
     @Test func pop3ToIMAPWithDeleteLosesNothingAtEveryStep() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let messages = imapMessages(5, tag: "popcrash")
         var source = EndpointSettings(passwordVariable: "UNUSED")
         source.secret = Config.Secret(inline: servers.password("source"))
         source.caFile = servers.caFile
         var target = source
         target.secret = Config.Secret(inline: servers.password("target"))
-        let limits = TransferStateMachine.Limits(maxMessages: 2)
-        func run(_ ledger: String, _ hook: @escaping (SideEffect) throws -> Void) async throws {
+        try await servers.assertMoveSurvivesEveryCrash(imapMessages(5, tag: "popcrash"), minimumEffects: 12, keepsFlags: false,
+                                                       workDir: dir) { ledger, hook in
             _ = try await runTransfer(source: try pop3s("source"), target: try imaps("target"), ledgerPath: ledger, disposal: .delete,
-                                      limits: limits, sourceSettings: source, targetSettings: target, afterEffect: hook)
-        }
-        func reseed() async throws {
-            try servers.reset("source")
-            try servers.reset("target")
-            try await seed(messages)
-        }
-        try await reseed()
-        let counter = Counter()
-        try await run("\(dir)/count.sqlite") { _ in counter.n += 1 }
-        let total = counter.n
-        #expect(total >= 12)
-        for k in 1...total {
-            try await reseed()
-            let ledger = "\(dir)/l\(k).sqlite"
-            let seen = Counter()
-            do {
-                try await run(ledger) { effect in
-                    seen.n += 1
-                    if seen.n == k { throw Crash() }
-                }
-            } catch is Crash {}
-            let src = try await servers.client("source")
-            let left = try await src.contents(of: "INBOX").map(\.bytes)
-            await src.logout()
-            let dst = try await servers.client("target")
-            let there = try await dst.contents(of: "INBOX").map(\.bytes)
-            await dst.logout()
-            for m in messages where !left.contains(m.bytes) && !there.contains(m.bytes) {
-                Issue.record("crash point \(k): a message is neither at the source nor at the target")
-            }
-            try await run(ledger) { _ in }
-            let final = try await servers.client("target")
-            #expect(digests(try await final.contents(of: "INBOX").map(\.bytes)) == digests(messages.map(\.bytes)),
-                    "crash point \(k) of \(total)")
-            await final.logout()
-            let emptied = try await servers.client("source")
-            #expect(try await emptied.contents(of: "INBOX").isEmpty, "crash point \(k): the source still holds messages")
-            await emptied.logout()
+                                      limits: .init(maxMessages: 2), sourceSettings: source, targetSettings: target, afterEffect: hook)
         }
     }
 }

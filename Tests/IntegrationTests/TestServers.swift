@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Funnel
 import IMAPCore
 import Logging
 import MailTransport
@@ -194,4 +195,53 @@ func withoutTraceHeaders(_ bytes: [UInt8]) -> [UInt8] {
         break
     }
     return Array(bytes[i...])
+}
+
+extension TestServers {
+    /// mbsync's discipline for a move (delete after delivery) from the source account's INBOX to
+    /// the target's: count the side effects of a clean run; then for each k, refill the source,
+    /// crash after effect k, check that every message is at the source or at the target (never
+    /// neither), resume, and check that the target holds each message exactly once and the source
+    /// none. `keepsFlags`: compare flags and dates too (IMAP), or bytes only (POP3 has no flags).
+    func assertMoveSurvivesEveryCrash(_ messages: [StoredMessage], minimumEffects: Int, keepsFlags: Bool, workDir dir: String,
+                                      run: (_ ledger: String, _ hook: @escaping (SideEffect) throws -> Void) async throws -> Void) async throws {
+        func refill() async throws {
+            try reset("source")
+            try reset("target")
+            let c = try await client("source")
+            try await c.seed("INBOX", messages)
+            await c.logout()
+        }
+        func inbox(_ user: String) async throws -> [StoredMessage] {
+            let c = try await client(user)
+            let stored = try await c.contents(of: "INBOX")
+            await c.logout()
+            return stored
+        }
+        func view(_ m: [StoredMessage]) -> [String] { keepsFlags ? summary(m) : digests(m.map(\.bytes)) }
+
+        try await refill()
+        let counter = Counter()
+        try await run("\(dir)/count.sqlite") { _ in counter.n += 1 }
+        let total = counter.n
+        #expect(total >= minimumEffects)
+        for k in 1...total {
+            try await refill()
+            let ledger = "\(dir)/l\(k).sqlite"
+            let seen = Counter()
+            do {
+                try await run(ledger) { _ in
+                    seen.n += 1
+                    if seen.n == k { throw Crash() }
+                }
+            } catch is Crash {}
+            let left = try await inbox("source").map(\.bytes), there = try await inbox("target").map(\.bytes)
+            for m in messages where !left.contains(m.bytes) && !there.contains(m.bytes) {
+                Issue.record("crash point \(k) of \(total): a message is neither at the source nor at the target")
+            }
+            try await run(ledger) { _ in }
+            #expect(view(try await inbox("target")) == view(messages), "crash point \(k) of \(total): the target differs")
+            #expect(try await inbox("source").isEmpty, "crash point \(k) of \(total): the source still holds messages")
+        }
+    }
 }

@@ -415,6 +415,12 @@ public final class IMAPClient {
         return newMail || (selected?.exists ?? 0) > before
     }
 
+    /// Closes the connection from anywhere (a cancellation handler): whatever waits on it fails.
+    public var abort: @Sendable () -> Void {
+        let c = connection
+        return { c.closeNow() }
+    }
+
     /// Says goodbye and closes; errors on the way out are ignored (the work is done).
     public func logout() async {
         guard !closed else { return }

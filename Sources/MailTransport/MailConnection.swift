@@ -115,6 +115,11 @@ public final class MailConnection: Sendable {
         }.get()
     }
 
+    /// Closes at once, without waiting: for a cancellation handler (a pending read then fails).
+    public func closeNow() {
+        channel.close(promise: nil)
+    }
+
     /// Closes the connection (idempotent).
     public func close() async {
         try? await channel.close().get()

@@ -16,7 +16,7 @@ struct Mailfunnel: AsyncParsableCommand {
             75 temporary failure (run again), 76 protocol error, 77 authentication refused, 78 configuration error.
             """,
         version: "0.1.0",
-        subcommands: [Import.self, Status.self]
+        subcommands: [Import.self, Run.self, Check.self, Status.self]
     )
 }
 
@@ -31,8 +31,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
-    func bootstrapLogging() {
-        let level: Logger.Level = quiet ? .error : verbose >= 2 ? .trace : verbose == 1 ? .debug : .notice
+    /// - Parameter daemon: the daemon reports each account's passes at `info` by default.
+    func bootstrapLogging(daemon: Bool = false) {
+        let level: Logger.Level = quiet ? .error : verbose >= 2 ? .trace : verbose == 1 ? .debug : daemon ? .info : .notice
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import MailTransport
+import ServiceLifecycle
+
+/// Limits how many accounts transfer at once (`max_concurrent_accounts`).
+public actor AccountLimiter {
+    private var available: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    public init(_ limit: Int) { available = max(1, limit) }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { available += 1 } else { waiting.removeFirst().resume() }
+    }
+}
+
+/// One configured account in the daemon: a pass, then a wait (the poll interval with jitter, a
+/// growing backoff after a failure, or IMAP IDLE until new mail arrives), until shutdown. A
+/// failing account logs and backs off; it never stops the others.
+public struct AccountService: Service {
+    public let job: ImportJob
+    let ledger: Ledger
+    let logger: Logger
+    let limiter: AccountLimiter
+    let pollInterval: Duration
+    let idle: Bool
+
+    public init(job: ImportJob, ledger: Ledger, logger: Logger, limiter: AccountLimiter, pollInterval: Duration, idle: Bool) {
+        self.job = job
+        self.ledger = ledger
+        var logger = logger
+        logger[metadataKey: "account"] = "\(job.name)"
+        self.logger = logger
+        self.limiter = limiter
+        self.pollInterval = pollInterval
+        self.idle = idle
+    }
+
+    /// IDLE is re-issued well before servers drop an idle client (30 minutes, RFC 2177).
+    static let idleRefresh = Duration.seconds(25 * 60)
+
+    public func run() async throws {
+        var failures = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let ok = await pass()
+            failures = ok ? 0 : failures + 1
+            let wait = ok ? Self.jittered(pollInterval) : Self.backoff(failures: failures, cap: max(pollInterval, .seconds(3600)))
+            if !ok { logger.notice("next attempt in \(wait)") }
+            if ok && idle && [.imap, .imaps].contains(job.source.scheme) {
+                do {
+                    try await waitForNewMail(upTo: Self.idleRefresh)
+                    continue
+                } catch {
+                    logger.warning("IDLE failed (\(describeFailure(error).message)); polling instead")
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+        }
+    }
+
+    /// One import pass, under the concurrency limit. Returns whether it went through.
+    func pass() async -> Bool {
+        await limiter.acquire()
+        let job = self.job, ledger = self.ledger, logger = self.logger
+        let result: Result<RunSummary, Error>
+        do {
+            let summary = try await cancelWhenGracefulShutdown {
+                try await job.makeTransfer(ledger: ledger, logger: logger, onEvent: { _ in }).run()
+            }
+            result = .success(summary)
+        } catch {
+            result = .failure(error)
+        }
+        await limiter.release()
+        switch result {
+        case let .success(s):
+            if s.delivered > 0 || s.failed > 0 {
+                logger.info("delivered \(s.delivered), skipped \(s.skipped), failed \(s.failed) of \(s.listed) listed")
+            }
+            return s.failed == s.deferred || s.deferred == 0
+        case let .failure(error):
+            if error is CancellationError || Task.isShuttingDownGracefully { return true }
+            logger.error("\(describeFailure(error).message)")
+            return false
+        }
+    }
+
+    /// IDLE on the source's folder (its URL folder, else INBOX) until new mail arrives or
+    /// `limit` passes. Shutdown closes the connection, which ends the wait at once.
+    func waitForNewMail(upTo limit: Duration) async throws {
+        let folder = job.source.path.isEmpty ? "INBOX" : job.source.path
+        let endpoint = try job.sourceSettings.endpoint(for: job.source, who: job.name)
+        let credentials = try job.sourceSettings.credentials(for: job.source, who: job.name)
+        let logger = self.logger
+        try await cancelWhenGracefulShutdown {
+            let client = try await IMAPClient.open(endpoint, credentials: credentials, logger: logger)
+            guard client.has("IDLE") else {
+                await client.logout()
+                throw IMAPError.commandFailed(server: endpoint.description, command: "IDLE", status: .no, code: nil,
+                                              text: "the server does not offer IDLE", mailbox: folder)
+            }
+            _ = try await client.select(folder, readOnly: true)
+            let woke = try await withTaskCancellationHandler {
+                try await client.idle(timeout: limit)
+            } onCancel: { [abort = client.abort] in
+                abort()
+            }
+            if woke { logger.info("new mail in \(folder)") }
+            await client.logout()
+        }
+    }
+
+    /// ±10% so many accounts do not poll in step.
+    static func jittered(_ d: Duration) -> Duration {
+        let s = Double(d.components.seconds)
+        return .milliseconds(Int64((s * Double.random(in: 0.9...1.1)) * 1000))
+    }
+
+    /// 30 s, 1 min, 2 min… up to `cap`.
+    static func backoff(failures: Int, cap: Duration) -> Duration {
+        let seconds = min(Double(cap.components.seconds), 30 * pow(2, Double(max(0, failures - 1))))
+        return .seconds(Int64(seconds))
+    }
+}
+
+extension Config {
+    /// The daemon's services, one per account, sharing the ledger and the concurrency limit.
+    public func services(ledger: Ledger, logger: Logger) throws -> [AccountService] {
+        let limiter = AccountLimiter(daemon.maxConcurrentAccounts)
+        return try importJobs(accounts: [], base: TransferOptions()).map { job in
+            let account = accounts.first { $0.name == job.name }!
+            return AccountService(job: job, ledger: ledger, logger: logger, limiter: limiter,
+                                  pollInterval: account.pollInterval ?? daemon.pollInterval, idle: account.idle)
+        }
+    }
+}

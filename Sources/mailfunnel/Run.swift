@@ -1,0 +1,40 @@
+import ArgumentParser
+import Funnel
+import Foundation
+import Logging
+import ServiceLifecycle
+
+extension Mailfunnel {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The daemon: keep gathering mail from every configured account (polling, or IMAP IDLE push).",
+            discussion: """
+                Each account runs a pass, then waits: its poll_interval (with jitter), a growing backoff after a
+                failure, or IDLE until new mail when idle = true. SIGTERM or SIGINT stop it within a batch, with
+                the ledger consistent, and it exits 0. `mailfunnel status` shows each account's runs meanwhile.
+                """
+        )
+
+        @Option(name: .long, help: ArgumentHelp("The TOML config file.", valueName: "file"))
+        var config: String
+
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            common.bootstrapLogging(daemon: true)
+            let logger = Logger(label: "mailfunnel")
+            do {
+                let c = try Config.load(path: config)
+                guard !c.accounts.isEmpty else { throw FunnelError.config(file: config, line: nil, key: "accounts", message: "no [[accounts]] to serve") }
+                let ledger = try Ledger(path: common.ledger ?? c.ledger ?? Ledger.defaultPath)
+                let services = try c.services(ledger: ledger, logger: logger)
+                logger.notice("serving \(services.count) account(s): \(services.map(\.job.name).joined(separator: ", "))")
+                let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                try await group.run()
+                logger.notice("stopped")
+            } catch {
+                throw ExitCode(report(error).rawValue)
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+@testable import Funnel
+import Testing
+
+/// A `mailfunnel run` child process, stopped by PID (SIGTERM) at the end.
+final class Daemon {
+    let process = Process()
+    let log: String
+
+    init(config: String, dir: String) throws {
+        let binary = ProcessInfo.processInfo.environment["MAILFUNNEL_BIN"]
+            ?? TestServers.packageRoot.appendingPathComponent(".build/debug/mailfunnel").path
+        log = "\(dir)/daemon.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", "--config", config]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, then the exit status (nil if it did not stop within `seconds`; then it is killed).
+    func stop(within seconds: Double = 10) -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { _ = stop() } }
+}
+
+/// Polls `condition` every 50 ms until it holds or `seconds` pass; returns how long it took.
+func eventually(within seconds: Double, _ condition: () async throws -> Bool) async throws -> Double? {
+    let start = Date()
+    while Date().timeIntervalSince(start) < seconds {
+        if try await condition() { return Date().timeIntervalSince(start) }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return nil
+}
+
+extension Dovecot {
+@Suite struct DaemonTests {
+    let servers: TestServers
+
+    init() throws {
+        servers = try TestServers.load()
+        for user in ["source", "target", "other"] { try servers.reset(user) }
+    }
+
+    func config(_ dir: String, accounts: String) throws -> String {
+        let path = "\(dir)/mf.toml"
+        let imaps = try servers.port("MF_IMAPS_PORT")
+        try """
+            ledger = "\(dir)/ledger.sqlite"
+            [daemon]
+            poll_interval = "1s"
+            [targets.home]
+            url = "imaps://target@127.0.0.1:\(imaps)/INBOX"
+            password_file = "\(try servers.passwordFile("target", in: dir))"
+            ca_file = "\(servers.caFile)"
+            [targets.local]
+            url = "maildir:\(dir)/Local"
+            \(accounts)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func count(_ user: String) async throws -> Int {
+        let c = try await servers.client(user)
+        let n = try await c.contents(of: "INBOX").count
+        await c.logout()
+        return n
+    }
+
+    @Test func idlePushDeliversWithinSecondsAndSIGTERMStopsCleanly() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try config(dir, accounts: """
+            [[accounts]]
+            name = "pushed"
+            source = "imaps://source@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))"
+            password_file = "\(try servers.passwordFile("source", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "home"
+            idle = true
+            poll_interval = "10m"
+            """)
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(2, tag: "before"))
+        let daemon = try Daemon(config: path, dir: dir)
+        #expect(try await eventually(within: 15) { try await count("target") == 2 } != nil, "log: \(daemon.output)")
+        try await Task.sleep(for: .milliseconds(500))  // let it settle into IDLE
+        try await src.seed("INBOX", imapMessages(1, tag: "pushed"))
+        await src.logout()
+        let latency = try await eventually(within: 5) { try await count("target") == 3 }
+        #expect(latency != nil, "not delivered within 5 s; log: \(daemon.output)")
+        print("IDLE delivery latency: \(latency.map { String(format: "%.2f s", $0) } ?? "more than 5 s")")
+        #expect(daemon.stop(within: 10) == 0, "log: \(daemon.output)")
+        #expect(try Ledger(path: "\(dir)/ledger.sqlite").pending(account: nil).isEmpty)
+    }
+
+    @Test func aPolledAccountPicksUpNewMailWhileABadOneBacksOff() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "wrong\n".write(toFile: "\(dir)/bad.pass", atomically: true, encoding: .utf8)
+        let path = try config(dir, accounts: """
+            [[accounts]]
+            name = "polled"
+            source = "pop3s://source@127.0.0.1:\(try servers.port("MF_POP3S_PORT"))"
+            password_file = "\(try servers.passwordFile("source", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "local"
+            [[accounts]]
+            name = "broken"
+            source = "imaps://other@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))"
+            password_file = "\(dir)/bad.pass"
+            ca_file = "\(servers.caFile)"
+            target = "local"
+            """)
+        let daemon = try Daemon(config: path, dir: dir)
+        try await Task.sleep(for: .seconds(1))
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(3, tag: "polled"))
+        await src.logout()
+        let took = try await eventually(within: 10) { (try? maildirMessages("\(dir)/Local").count) == 3 }
+        #expect(took != nil, "log: \(daemon.output)")
+        #expect(daemon.process.isRunning)
+        #expect(daemon.stop() == 0)
+        #expect(daemon.output.contains("login as other refused"))
+        #expect(daemon.output.contains("next attempt in"))
+    }
+
+    @Test func checkReportsWhatEachServerOffers() throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "wrong\n".write(toFile: "\(dir)/bad.pass", atomically: true, encoding: .utf8)
+        let good = try config(dir, accounts: """
+            [[accounts]]
+            name = "imap"
+            source = "imaps://source@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))"
+            password_file = "\(try servers.passwordFile("source", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "home"
+            """)
+        let ok = try mailfunnel(["check", "--config", good])
+        #expect(ok.status == 0, "out: \(ok.stdout) err: \(ok.stderr)")
+        #expect(ok.stdout.contains("IDLE yes"))
+        #expect(ok.stdout.contains("MULTIAPPEND yes"))
+        try FileManager.default.removeItem(atPath: good)
+        let bad = try config(dir, accounts: """
+            [[accounts]]
+            name = "bad"
+            source = "pop3s://source@127.0.0.1:\(try servers.port("MF_POP3S_PORT"))"
+            password_file = "\(dir)/bad.pass"
+            ca_file = "\(servers.caFile)"
+            target = "local"
+            """)
+        let refused = try mailfunnel(["check", "--config", bad])
+        #expect(refused.status == 77, "out: \(refused.stdout)")
+        #expect(refused.stdout.contains("PROBLEM: "))
+    }
+}
+}

@@ -101,6 +101,16 @@ struct CommandLineTests {
         #expect(table.stdout.contains("delivered 41"))
     }
 
+    /// contrib/completions are generated from the command line itself; regenerate them with
+    /// contrib/make-completions when an option changes.
+    @Test(arguments: [("bash", "mailfunnel.bash"), ("zsh", "_mailfunnel"), ("fish", "mailfunnel.fish")])
+    func completionsMatchTheCommandLine(shell: String, file: String) throws {
+        let r = try run(["--generate-completion-script", shell])
+        #expect(r.status == 0)
+        let committed = try String(contentsOfFile: Self.packageRoot.appendingPathComponent("contrib/completions/\(file)").path, encoding: .utf8)
+        #expect(r.stdout == committed, "contrib/completions/\(file) is stale: run contrib/make-completions")
+    }
+
     @Test func printsASummaryLineWhenNotATerminal() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -3,6 +3,30 @@ import Logging
 import MailTransport
 import ServiceLifecycle
 
+/// Raised to stop one account's loop (a reload removed or changed it); also ends a waiting IDLE.
+public final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raised = false
+    private var abort: (@Sendable () -> Void)?
+
+    public init() {}
+
+    public var isRaised: Bool { lock.withLock { raised } }
+
+    public func raise() {
+        let a: (@Sendable () -> Void)? = lock.withLock {
+            raised = true
+            return abort
+        }
+        a?()
+    }
+
+    /// What to call when raised while waiting (closing an IDLE connection).
+    func onRaise(_ action: (@Sendable () -> Void)?) {
+        lock.withLock { abort = action }
+    }
+}
+
 /// Limits how many accounts transfer at once (`max_concurrent_accounts`).
 public actor AccountLimiter {
     private var available: Int
@@ -49,22 +73,35 @@ public struct AccountService: Service {
     static let idleRefresh = Duration.seconds(25 * 60)
 
     public func run() async throws {
+        try await run(until: StopFlag())
+    }
+
+    /// Runs until graceful shutdown or until `stop` is raised (the account was removed or changed
+    /// by a reload).
+    public func run(until stop: StopFlag) async throws {
         var failures = 0
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled && !stop.isRaised {
             let ok = await pass()
             failures = ok ? 0 : failures + 1
             let wait = ok ? Self.jittered(pollInterval) : Self.backoff(failures: failures, cap: max(pollInterval, .seconds(3600)))
             if !ok { logger.notice("next attempt in \(wait)") }
+            if stop.isRaised { break }
             if ok && idle && [.imap, .imaps].contains(job.source.scheme) {
                 do {
-                    try await waitForNewMail(upTo: Self.idleRefresh)
+                    try await waitForNewMail(upTo: Self.idleRefresh, stop: stop)
                     continue
                 } catch {
+                    if stop.isRaised { break }
                     logger.warning("IDLE failed (\(describeFailure(error).message)); polling instead")
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            // Sleep in short steps, so a reload that removes this account takes effect quickly.
+            let until = ContinuousClock.now + wait
+            while ContinuousClock.now < until && !stop.isRaised && !Task.isShuttingDownGracefully {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: min(.seconds(1), until - ContinuousClock.now)) }
+            }
         }
+        logger.info("stopped")
     }
 
     /// One import pass, under the concurrency limit. Returns whether it went through.
@@ -96,7 +133,7 @@ public struct AccountService: Service {
 
     /// IDLE on the source's folder (its URL folder, else INBOX) until new mail arrives or
     /// `limit` passes. Shutdown closes the connection, which ends the wait at once.
-    func waitForNewMail(upTo limit: Duration) async throws {
+    func waitForNewMail(upTo limit: Duration, stop: StopFlag) async throws {
         let folder = job.source.path.isEmpty ? "INBOX" : job.source.path
         let endpoint = try job.sourceSettings.endpoint(for: job.source, who: job.name)
         let credentials = try job.sourceSettings.credentials(for: job.source, who: job.name)
@@ -109,6 +146,9 @@ public struct AccountService: Service {
                                               text: "the server does not offer IDLE", mailbox: folder)
             }
             _ = try await client.select(folder, readOnly: true)
+            stop.onRaise(client.abort)
+            defer { stop.onRaise(nil) }
+            guard !stop.isRaised else { await client.logout(); return }
             let woke = try await withTaskCancellationHandler {
                 try await client.idle(timeout: limit)
             } onCancel: { [abort = client.abort] in
@@ -134,8 +174,8 @@ public struct AccountService: Service {
 
 extension Config {
     /// The daemon's services, one per account, sharing the ledger and the concurrency limit.
-    public func services(ledger: Ledger, logger: Logger) throws -> [AccountService] {
-        let limiter = AccountLimiter(daemon.maxConcurrentAccounts)
+    public func services(ledger: Ledger, logger: Logger, limiter: AccountLimiter? = nil) throws -> [AccountService] {
+        let limiter = limiter ?? AccountLimiter(daemon.maxConcurrentAccounts)
         return try importJobs(accounts: [], base: TransferOptions()).map { job in
             let account = accounts.first { $0.name == job.name }!
             return AccountService(job: job, ledger: ledger, logger: logger, limiter: limiter,

@@ -11,7 +11,9 @@ extension Mailfunnel {
             discussion: """
                 Each account runs a pass, then waits: its poll_interval (with jitter), a growing backoff after a
                 failure, or IDLE until new mail when idle = true. SIGTERM or SIGINT stop it within a batch, with
-                the ledger consistent, and it exits 0. `mailfunnel status` shows each account's runs meanwhile.
+                the ledger consistent, and it exits 0. SIGHUP re-reads the config: accounts added, removed or changed take
+                effect without a restart; a file that does not load is reported and the running one stays.
+                `mailfunnel status` shows each account's runs meanwhile.
                 """
         )
 
@@ -27,9 +29,8 @@ extension Mailfunnel {
                 let c = try Config.load(path: config)
                 guard !c.accounts.isEmpty else { throw FunnelError.config(file: config, line: nil, key: "accounts", message: "no [[accounts]] to serve") }
                 let ledger = try Ledger(path: common.ledger ?? c.ledger ?? Ledger.defaultPath)
-                let services = try c.services(ledger: ledger, logger: logger)
-                logger.notice("serving \(services.count) account(s): \(services.map(\.job.name).joined(separator: ", "))")
-                let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                let daemon = DaemonService(configPath: config, config: c, ledger: ledger, logger: logger)
+                let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
                 try await group.run()
                 logger.notice("stopped")
             } catch {

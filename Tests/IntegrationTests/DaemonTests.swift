@@ -142,6 +142,46 @@ extension Dovecot {
         #expect(daemon.output.contains("next attempt in"))
     }
 
+    @Test func sighupAddsAnAccountAndABadFileIsRefused() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let polled = """
+            [[accounts]]
+            name = "polled"
+            source = "pop3s://source@127.0.0.1:\(try servers.port("MF_POP3S_PORT"))"
+            password_file = "\(try servers.passwordFile("source", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "local"
+            """
+        let path = try config(dir, accounts: polled)
+        let daemon = try Daemon(config: path, dir: dir)
+        try await Task.sleep(for: .seconds(1))
+        // A second account appears in the file; SIGHUP makes it work without a restart.
+        _ = try config(dir, accounts: polled + """
+
+            [[accounts]]
+            name = "added"
+            source = "imaps://other@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))"
+            password_file = "\(try servers.passwordFile("other", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "home"
+            """)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        let other = try await servers.client("other")
+        try await other.seed("INBOX", imapMessages(2, tag: "added"))
+        await other.logout()
+        #expect(try await eventually(within: 10) { try await count("target") == 2 } != nil, "log: \(daemon.output)")
+        // A broken file is refused; what runs keeps running.
+        try "[[accounts\n".write(toFile: path, atomically: true, encoding: .utf8)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(1, tag: "still"))
+        await src.logout()
+        #expect(try await eventually(within: 10) { (try? maildirMessages("\(dir)/Local").count) == 1 } != nil, "log: \(daemon.output)")
+        #expect(daemon.output.contains("reload refused"))
+        #expect(daemon.stop() == 0, "log: \(daemon.output)")
+    }
+
     @Test func checkReportsWhatEachServerOffers() throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

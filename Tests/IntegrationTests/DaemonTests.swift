@@ -1,4 +1,5 @@
 import Foundation
+import MailTransport
 @testable import Funnel
 import Testing
 
@@ -180,6 +181,38 @@ extension Dovecot {
         #expect(try await eventually(within: 10) { (try? maildirMessages("\(dir)/Local").count) == 1 } != nil, "log: \(daemon.output)")
         #expect(daemon.output.contains("reload refused"))
         #expect(daemon.stop() == 0, "log: \(daemon.output)")
+    }
+
+    /// SIGTERM in the middle of moving a mailbox, then a restart: every message ends at the
+    /// target exactly once and the source is emptied.
+    @Test func sigtermDuringATransferThenRestartLosesAndDuplicatesNothing() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let messages = imapMessages(400, tag: "term")
+        let src = try await servers.client("source")
+        try await src.append(messages.map { AppendItem(flags: [], date: $0.date, body: BytesBody(bytes: $0.bytes)) }, to: "INBOX")
+        await src.logout()
+        let path = try config(dir, accounts: """
+            [[accounts]]
+            name = "moving"
+            source = "imaps://source@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))"
+            password_file = "\(try servers.passwordFile("source", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "home"
+            after_delivery = "delete"
+            """)
+        let first = try Daemon(config: path, dir: dir)
+        // Stop it once some, not all, have arrived.
+        _ = try await eventually(within: 20) { let n = try await count("target"); return n > 0 }
+        #expect(first.stop(within: 10) == 0, "log: \(first.output)")
+        let midway = try await count("target")
+        print("SIGTERM after \(midway) of \(messages.count) messages")
+        let second = try Daemon(config: path, dir: dir)
+        #expect(try await eventually(within: 30) { try await count("source") == 0 } != nil, "log: \(second.output)")
+        #expect(second.stop() == 0)
+        let dst = try await servers.client("target")
+        #expect(digests(try await dst.contents(of: "INBOX").map(\.bytes)) == digests(messages.map(\.bytes)))
+        await dst.logout()
     }
 
     @Test func checkReportsWhatEachServerOffers() throws {

@@ -86,7 +86,11 @@ public struct AccountService: Service {
             let wait = ok ? Self.jittered(pollInterval) : Self.backoff(failures: failures, cap: max(pollInterval, .seconds(3600)))
             if !ok { logger.notice("next attempt in \(wait)") }
             if stop.isRaised { break }
-            if ok && idle && [.imap, .imaps].contains(job.source.scheme) {
+            let pushing = ok && idle && [.imap, .imaps].contains(job.source.scheme)
+            try? ledger.setSchedule(account: sourceIdentity, name: job.name,
+                                    next: pushing ? nil : Date().addingTimeInterval(Double(wait.components.seconds)),
+                                    mode: pushing ? "idle" : ok ? "poll" : "backoff")
+            if pushing {
                 do {
                     try await waitForNewMail(upTo: Self.idleRefresh, stop: stop)
                     continue
@@ -102,6 +106,13 @@ public struct AccountService: Service {
             }
         }
         logger.info("stopped")
+    }
+
+    /// The ledger's name for the account: its source URL without secrets or folder.
+    var sourceIdentity: String {
+        var u = job.source
+        if [.imap, .imaps].contains(u.scheme) { u.path = "" }
+        return u.description
     }
 
     /// One import pass, under the concurrency limit. Returns whether it went through.

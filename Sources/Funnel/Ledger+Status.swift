@@ -45,6 +45,11 @@ public struct AccountStatus: Sendable, Codable, Equatable {
     public var lastRunFinished: Date?
     public var lastSuccess: Date?
     public var lastError: String?
+    /// Messages known to the ledger but not yet delivered (pending or failed and to be retried).
+    public var backlog: Int = 0
+    /// When the daemon will next look (nil without a daemon); `waiting` says how ("poll", "idle", "backoff").
+    public var nextPoll: Date?
+    public var waiting: String?
 }
 
 extension Ledger {
@@ -65,6 +70,17 @@ extension Ledger {
                     bytes = ?, error = ? WHERE id = ?
                 """, arguments: [Self.now, summary.listed, summary.delivered, summary.skipped, summary.failed,
                                  summary.deferred, summary.bytes, error, id])
+        }
+    }
+
+    /// The daemon records when it will look at an account next, and how.
+    public func setSchedule(account: String, name: String, next: Date?, mode: String) throws {
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO schedule (account, name, next_poll, mode, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (account) DO UPDATE SET name = excluded.name, next_poll = excluded.next_poll,
+                    mode = excluded.mode, updated_at = excluded.updated_at
+                """, arguments: [account, name, next?.timeIntervalSince1970, mode, Self.now])
         }
     }
 
@@ -100,6 +116,18 @@ extension Ledger {
                 s.lastRunFinished = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
                 s.lastSuccess = (row["last_success"] as Double?).map(Date.init(timeIntervalSince1970:))
                 s.lastError = row["error"]
+                byAccount[account] = s
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT account, name, next_poll, mode FROM schedule") {
+                let account: String = row["account"]
+                var s = entry(account)
+                s.name = row["name"]
+                s.nextPoll = (row["next_poll"] as Double?).map(Date.init(timeIntervalSince1970:))
+                s.waiting = row["mode"]
+                byAccount[account] = s
+            }
+            for (account, var s) in byAccount {
+                s.backlog = (s.counts["pending"] ?? 0) + (s.counts["failed"] ?? 0)
                 byAccount[account] = s
             }
             return order.compactMap { byAccount[$0] }

@@ -107,6 +107,17 @@ public final class Ledger: Sendable {
                 CREATE INDEX run_account ON run (account, id);
                 """)
         }
+        m.registerMigration("v2: daemon schedule") { db in
+            try db.execute(sql: """
+                CREATE TABLE schedule (
+                    account TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    next_poll REAL,
+                    mode TEXT NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                """)
+        }
         return m
     }
 

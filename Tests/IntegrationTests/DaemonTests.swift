@@ -108,6 +108,14 @@ extension Dovecot {
         let latency = try await eventually(within: 5) { try await count("target") == 3 }
         #expect(latency != nil, "not delivered within 5 s; log: \(daemon.output)")
         print("IDLE delivery latency: \(latency.map { String(format: "%.2f s", $0) } ?? "more than 5 s")")
+        // status reads the same ledger while the daemon runs.
+        try await Task.sleep(for: .milliseconds(300))
+        let status = try mailfunnel(["status", "--config", path, "--json"])
+        let accounts = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]])
+        let pushed = try #require(accounts.first { $0["name"] as? String == "pushed" })
+        #expect(pushed["waiting"] as? String == "idle", "status: \(status.stdout)")
+        #expect(pushed["lastSuccess"] != nil)
+        #expect((pushed["counts"] as? [String: Int])?["delivered"] == 3)
         #expect(daemon.stop(within: 10) == 0, "log: \(daemon.output)")
         #expect(try Ledger(path: "\(dir)/ledger.sqlite").pending(account: nil).isEmpty)
     }

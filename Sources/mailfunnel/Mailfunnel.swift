@@ -31,10 +31,21 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
+    @Option(name: .long, help: ArgumentHelp("How log lines look on stderr: text, logfmt or json.", valueName: "format"))
+    var logFormat: String = "text"
+
+    func validate() throws {
+        guard logFormat == "text" || LineLogHandler.Format(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format must be text, logfmt or json, not '\(logFormat)'")
+        }
+    }
+
     /// - Parameter daemon: the daemon reports each account's passes at `info` by default.
     func bootstrapLogging(daemon: Bool = false) {
         let level: Logger.Level = quiet ? .error : verbose >= 2 ? .trace : verbose == 1 ? .debug : daemon ? .info : .notice
+        let format = LineLogHandler.Format(rawValue: logFormat)
         LoggingSystem.bootstrap { label in
+            if let format { return LineLogHandler(label: label, format: format, logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

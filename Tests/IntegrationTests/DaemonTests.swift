@@ -14,7 +14,7 @@ final class Daemon {
         log = "\(dir)/daemon.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["run", "--config", config]
+        process.arguments = ["run", "--config", config, "--log-format", "logfmt"]
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
@@ -149,6 +149,8 @@ extension Dovecot {
         #expect(daemon.stop() == 0)
         #expect(daemon.output.contains("login as other refused"))
         #expect(daemon.output.contains("next attempt in"))
+        // logfmt, with the account as a field.
+        #expect(daemon.output.split(separator: "\n").contains { $0.contains("level=error") && $0.contains("account=broken") })
     }
 
     @Test func sighupAddsAnAccountAndABadFileIsRefused() async throws {

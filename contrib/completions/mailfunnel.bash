@@ -188,7 +188,7 @@ _mailfunnel_import() {
     repeating_flags=(--verbose -v)
     non_repeating_flags=(--dry-run --json --quiet --version -h --help)
     repeating_options=(--account)
-    non_repeating_options=(--config --after-delivery --into --folders --source-password-file --source-password-command --target-password-file --target-password-command --ca-file --tls --envelope-to --ledger)
+    non_repeating_options=(--config --after-delivery --into --folders --source-password-file --source-password-command --target-password-file --target-password-command --ca-file --tls --envelope-to --ledger --log-format)
     __mailfunnel_offer_flags_options 2
 
     # Offer option value completions
@@ -232,6 +232,9 @@ _mailfunnel_import() {
     '--ledger')
         return
         ;;
+    '--log-format')
+        return
+        ;;
     esac
 }
 
@@ -239,7 +242,7 @@ _mailfunnel_run() {
     repeating_flags=(--verbose -v)
     non_repeating_flags=(--quiet --version -h --help)
     repeating_options=()
-    non_repeating_options=(--config --ledger)
+    non_repeating_options=(--config --ledger --log-format)
     __mailfunnel_offer_flags_options 0
 
     # Offer option value completions
@@ -248,6 +251,9 @@ _mailfunnel_run() {
         return
         ;;
     '--ledger')
+        return
+        ;;
+    '--log-format')
         return
         ;;
     esac
@@ -257,7 +263,7 @@ _mailfunnel_check() {
     repeating_flags=(--verbose -v)
     non_repeating_flags=(--quiet --version -h --help)
     repeating_options=()
-    non_repeating_options=(--config --ledger)
+    non_repeating_options=(--config --ledger --log-format)
     __mailfunnel_offer_flags_options 0
 
     # Offer option value completions
@@ -266,6 +272,9 @@ _mailfunnel_check() {
         return
         ;;
     '--ledger')
+        return
+        ;;
+    '--log-format')
         return
         ;;
     esac
@@ -275,7 +284,7 @@ _mailfunnel_status() {
     repeating_flags=(--verbose -v)
     non_repeating_flags=(--json --quiet --version -h --help)
     repeating_options=()
-    non_repeating_options=(--config --ledger)
+    non_repeating_options=(--config --ledger --log-format)
     __mailfunnel_offer_flags_options 0
 
     # Offer option value completions
@@ -284,6 +293,9 @@ _mailfunnel_status() {
         return
         ;;
     '--ledger')
+        return
+        ;;
+    '--log-format')
         return
         ;;
     esac

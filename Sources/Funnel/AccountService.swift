@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import MailTransport
 import ServiceLifecycle
 
@@ -119,7 +120,17 @@ public struct AccountService: Service {
     func pass() async -> Bool {
         await limiter.acquire()
         let job = self.job, ledger = self.ledger, logger = self.logger
+        let dimensions = [("account", job.name)]
+        let inFlight = Meter(label: "mailfunnel_accounts_in_flight")
+        inFlight.increment()
+        let started = ContinuousClock.now
         let result: Result<RunSummary, Error>
+        defer {
+            inFlight.decrement()
+            Metrics.Timer(label: "mailfunnel_poll_duration_seconds", dimensions: dimensions)
+                .recordNanoseconds(Int64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000
+                                         + (ContinuousClock.now - started).components.seconds * 1_000_000_000))
+        }
         do {
             let summary = try await cancelWhenGracefulShutdown {
                 try await job.makeTransfer(ledger: ledger, logger: logger, onEvent: { _ in }).run()
@@ -131,13 +142,25 @@ public struct AccountService: Service {
         await limiter.release()
         switch result {
         case let .success(s):
+            Counter(label: "mailfunnel_messages_delivered_total", dimensions: dimensions).increment(by: s.delivered)
+            Counter(label: "mailfunnel_bytes_delivered_total", dimensions: dimensions).increment(by: s.bytes)
+            Counter(label: "mailfunnel_messages_skipped_total", dimensions: dimensions).increment(by: s.skipped)
+            if s.deferred > 0 {
+                Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "temporary")]).increment(by: s.deferred)
+            }
+            if s.failed > s.deferred {
+                Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "permanent")]).increment(by: s.failed - s.deferred)
+            }
+            Gauge(label: "mailfunnel_last_success_timestamp_seconds", dimensions: dimensions).record(Date().timeIntervalSince1970)
             if s.delivered > 0 || s.failed > 0 {
                 logger.info("delivered \(s.delivered), skipped \(s.skipped), failed \(s.failed) of \(s.listed) listed")
             }
             return s.failed == s.deferred || s.deferred == 0
         case let .failure(error):
             if error is CancellationError || Task.isShuttingDownGracefully { return true }
-            logger.error("\(describeFailure(error).message)")
+            let (status, message) = describeFailure(error)
+            Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", Self.failureClass(status))]).increment()
+            logger.error("\(message)")
             return false
         }
     }
@@ -167,6 +190,17 @@ public struct AccountService: Service {
             }
             if woke { logger.info("new mail in \(folder)") }
             await client.logout()
+        }
+    }
+
+    /// How an account-level failure is counted in `mailfunnel_failures_total`.
+    static func failureClass(_ status: ExitStatus) -> String {
+        switch status {
+        case .noPermission: return "authentication"
+        case .unavailable: return "unavailable"
+        case .protocolError: return "protocol"
+        case .config, .usage: return "configuration"
+        default: return "temporary"
         }
     }
 

@@ -2,6 +2,8 @@ import ArgumentParser
 import Funnel
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 extension Mailfunnel {
@@ -29,8 +31,17 @@ extension Mailfunnel {
                 let c = try Config.load(path: config)
                 guard !c.accounts.isEmpty else { throw FunnelError.config(file: config, line: nil, key: "accounts", message: "no [[accounts]] to serve") }
                 let ledger = try Ledger(path: common.ledger ?? c.ledger ?? Ledger.defaultPath)
-                let daemon = DaemonService(configPath: config, config: c, ledger: ledger, logger: logger)
-                let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                var services: [any Service] = [DaemonService(configPath: config, config: c, ledger: ledger, logger: logger)]
+                if let listen = c.daemon.metricsListen {
+                    guard let (host, port) = MetricsServer.parse(listen) else {
+                        throw FunnelError.config(file: config, line: nil, key: "daemon.metrics_listen",
+                                                 message: "'\(listen)' is not HOST:PORT (such as 127.0.0.1:9120)")
+                    }
+                    let registry = PrometheusCollectorRegistry()
+                    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+                    services.append(MetricsServer(host: host, port: port, registry: registry, logger: logger))
+                }
+                let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
                 try await group.run()
                 logger.notice("stopped")
             } catch {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import MailTransport
 @testable import Funnel
 import Testing
@@ -41,6 +44,36 @@ final class Daemon {
     deinit { if process.isRunning { _ = stop() } }
 }
 
+/// A TCP port nobody listens on right now (bound to 0, read, closed).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    guard bound == 0 else { throw SetupError("cannot bind a probe socket") }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// GET over plain HTTP on loopback (the metrics endpoint), with a few tries while it starts.
+func httpGet(_ url: String) async throws -> String {
+    var last: Error?
+    for _ in 0..<20 {
+        do {
+            let (data, _) = try await URLSession.shared.data(from: URL(string: url)!)
+            return String(decoding: data, as: UTF8.self)
+        } catch {
+            last = error
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+    throw last!
+}
+
 /// Polls `condition` every 50 ms until it holds or `seconds` pass; returns how long it took.
 func eventually(within seconds: Double, _ condition: () async throws -> Bool) async throws -> Double? {
     let start = Date()
@@ -60,13 +93,14 @@ extension Dovecot {
         for user in ["source", "target", "other"] { try servers.reset(user) }
     }
 
-    func config(_ dir: String, accounts: String) throws -> String {
+    func config(_ dir: String, accounts: String, metricsPort: Int? = nil) throws -> String {
         let path = "\(dir)/mf.toml"
         let imaps = try servers.port("MF_IMAPS_PORT")
         try """
             ledger = "\(dir)/ledger.sqlite"
             [daemon]
             poll_interval = "1s"
+            \(metricsPort.map { "metrics_listen = \"127.0.0.1:\($0)\"" } ?? "")
             [targets.home]
             url = "imaps://target@127.0.0.1:\(imaps)/INBOX"
             password_file = "\(try servers.passwordFile("target", in: dir))"
@@ -88,6 +122,7 @@ extension Dovecot {
     @Test func idlePushDeliversWithinSecondsAndSIGTERMStopsCleanly() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        let metricsPort = try freePort()
         let path = try config(dir, accounts: """
             [[accounts]]
             name = "pushed"
@@ -97,7 +132,7 @@ extension Dovecot {
             target = "home"
             idle = true
             poll_interval = "10m"
-            """)
+            """, metricsPort: metricsPort)
         let src = try await servers.client("source")
         try await src.seed("INBOX", imapMessages(2, tag: "before"))
         let daemon = try Daemon(config: path, dir: dir)
@@ -116,6 +151,13 @@ extension Dovecot {
         #expect(pushed["waiting"] as? String == "idle", "status: \(status.stdout)")
         #expect(pushed["lastSuccess"] != nil)
         #expect((pushed["counts"] as? [String: Int])?["delivered"] == 3)
+        // The Prometheus endpoint counts exactly what was delivered.
+        let health = try await httpGet("http://127.0.0.1:\(metricsPort)/healthz")
+        #expect(health == "ok\n")
+        let metrics = try await httpGet("http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(metrics.contains("mailfunnel_messages_delivered_total{account=\"pushed\"} 3"), "metrics: \(metrics)")
+        #expect(metrics.contains("mailfunnel_last_success_timestamp_seconds{account=\"pushed\"}"))
+        #expect(metrics.contains("mailfunnel_poll_duration_seconds"))
         #expect(daemon.stop(within: 10) == 0, "log: \(daemon.output)")
         #expect(try Ledger(path: "\(dir)/ledger.sqlite").pending(account: nil).isEmpty)
     }

@@ -186,6 +186,10 @@ public struct Config: Sendable {
                 account.caFile = try r.string(a, "ca_file", section: section)
                 account.tls = try r.tls(a, section: section)
                 account.line = locator.line(section: section, key: nil)
+                // Two accounts on one source would share its ledger records and race each other.
+                if let twin = config.accounts.first(where: { $0.source.description == account.source.description && $0.folders == account.folders }) {
+                    throw r.error(section, "source", "account '\(twin.name)' already reads \(account.source); give each account its own source (or its own folders)")
+                }
                 config.accounts.append(account)
             }
         }

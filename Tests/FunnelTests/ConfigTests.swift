@@ -89,6 +89,8 @@ struct ConfigTests {
                   line: 4, key: "accounts[0].source", says: "needs a source URL"),
         BadConfig(name: "duplicate account", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/y\"\ntarget = \"t\"\n",
                   line: 8, key: "accounts[1].name", says: "a second account named 'a'"),
+        BadConfig(name: "two accounts on one source", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\n[[accounts]]\nname = \"b\"\nsource = \"mbox:/x\"\ntarget = \"t\"\n",
+                  line: 9, key: "accounts[1].source", says: "account 'a' already reads mbox:/x"),
         BadConfig(name: "two secrets", text: "[targets.t]\nurl = \"maildir:/m\"\npassword_file = \"/a\"\npassword_command = \"b\"\n",
                   line: nil, key: "targets.t.password", says: "only one of"),
         BadConfig(name: "delete_after without delete", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"mbox:/x\"\ntarget = \"t\"\ndelete_after = \"30d\"\n",

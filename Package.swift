@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "FunnelTests",
             dependencies: [
-                "Funnel", "MailMessage",
+                "Funnel", "MailMessage", "MailTransport", "IMAPCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

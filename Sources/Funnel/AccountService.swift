@@ -82,9 +82,10 @@ public struct AccountService: Service {
     public func run(until stop: StopFlag) async throws {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled && !stop.isRaised {
-            let ok = await pass()
+            let (ok, hint) = await pass()
             failures = ok ? 0 : failures + 1
-            let wait = ok ? Self.jittered(pollInterval) : Self.backoff(failures: failures, cap: max(pollInterval, .seconds(3600)))
+            var wait = ok ? Self.jittered(pollInterval) : Self.backoff(failures: failures, cap: max(pollInterval, .seconds(3600)))
+            if let hint, hint > wait { wait = hint }
             if !ok { logger.notice("next attempt in \(wait)") }
             if stop.isRaised { break }
             let pushing = ok && idle && [.imap, .imaps].contains(job.source.scheme)
@@ -116,8 +117,9 @@ public struct AccountService: Service {
         return u.description
     }
 
-    /// One import pass, under the concurrency limit. Returns whether it went through.
-    func pass() async -> Bool {
+    /// One import pass, under the concurrency limit. Returns whether it went through, and how long
+    /// the server asked to be left alone, if it did.
+    func pass() async -> (ok: Bool, hint: Duration?) {
         await limiter.acquire()
         let job = self.job, ledger = self.ledger, logger = self.logger
         let dimensions = [("account", job.name)]
@@ -155,13 +157,13 @@ public struct AccountService: Service {
             if s.delivered > 0 || s.failed > 0 {
                 logger.info("delivered \(s.delivered), skipped \(s.skipped), failed \(s.failed) of \(s.listed) listed")
             }
-            return s.failed == s.deferred || s.deferred == 0
+            return (s.failed == s.deferred || s.deferred == 0, nil)
         case let .failure(error):
-            if error is CancellationError || Task.isShuttingDownGracefully { return true }
+            if error is CancellationError || Task.isShuttingDownGracefully { return (true, nil) }
             let (status, message) = describeFailure(error)
             Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", Self.failureClass(status))]).increment()
             logger.error("\(message)")
-            return false
+            return (false, Self.serverHint(error))
         }
     }
 
@@ -191,6 +193,26 @@ public struct AccountService: Service {
             if woke { logger.info("new mail in \(folder)") }
             await client.logout()
         }
+    }
+
+    /// How long the server asked to be left alone, from its error: Microsoft's "Suggested Backoff
+    /// Time: N milliseconds", IMAP [THROTTLED], POP3 [LOGIN-DELAY] (RFC 2449) and [IN-USE] (RFC 3206).
+    static func serverHint(_ error: Error) -> Duration? {
+        let text = "\(error)"
+        if let r = text.range(of: "Suggested Backoff Time: ") {
+            let digits = text[r.upperBound...].prefix { $0.isNumber }
+            if let ms = Int64(digits) { return .milliseconds(ms) }
+        }
+        if let e = error as? IMAPError, e.code == .throttled { return .seconds(60) }
+        if let e = error as? POP3Error, let code = e.responseCode {
+            switch code {
+            case .loginDelay: return .seconds(15 * 60)
+            case .inUse: return .seconds(60)
+            default: break
+            }
+        }
+        if let stopped = error as? TransferStopped, stopped.error.message.contains("[THROTTLED]") { return .seconds(60) }
+        return nil
     }
 
     /// How an account-level failure is counted in `mailfunnel_failures_total`.

@@ -423,12 +423,6 @@ extension Ledger {
         }
     }
 
-    /// Recovery found a pending message absent from the target: it becomes retryable, so this run
-    /// delivers it again.
-    public func markInterrupted(_ key: SourceKey) throws {
-        try record([.failed(key, DeliveryError(.temporary, "interrupted before delivery was confirmed"))])
-    }
-
     /// Content reconciliation: when a message arrives under a key the ledger does not know (a new
     /// UIDVALIDITY, a rewritten UIDL list) but the same content was delivered to the same target from
     /// the same source mailbox under a key that is no longer listed, the new key takes over that

@@ -50,9 +50,10 @@ public final class SMTPSink: MailSink {
 
     public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         let sender = Self.envelopeSender(message.headers.value(of: "Return-Path")) ?? envelopeTo
+        let eightBit = try message.contains8Bit()
         for attempt in 0..<2 {
             do {
-                let reply = try await session().send(from: sender, to: [envelopeTo], message: message, eightBit: message.has8Bit)
+                let reply = try await session().send(from: sender, to: [envelopeTo], message: message, eightBit: eightBit)
                 return .delivered("\(reply.code) \(reply.enhanced.map { "\($0) " } ?? "")\(reply.text)")
             } catch let e as SMTPError {
                 guard let reply = e.reply else { throw DeliveryError(.sinkFailed, e.description) }

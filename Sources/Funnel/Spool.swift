@@ -41,7 +41,6 @@ public final class Spool {
     private var memory: ByteBuffer
     private var file: SpoolFile?
     private var size = 0
-    private var has8Bit = false
 
     public init(options: Options) {
         self.options = options
@@ -57,7 +56,7 @@ public final class Spool {
         bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
         headers.consume(bytes)
         size += bytes.readableBytes
-        if !has8Bit { has8Bit = bytes.readableBytesView.contains { $0 >= 0x80 } }
+
         if let file {
             try file.append(bytes)
         } else if memory.readableBytes + bytes.readableBytes > options.memoryLimit {
@@ -83,10 +82,8 @@ public final class Spool {
     public func finish(flags: MessageFlags = MessageFlags(), internalDate: Date? = nil) -> SpooledMessage {
         let digest = hasher.finalize().hexString
         let storage: SpooledMessage.Storage = file.map { .file($0) } ?? .memory(memory)
-        let m = SpooledMessage(sha256: digest, sourceSHA256: sourceHasher?.finalize().hexString ?? digest, size: size,
-                               headers: headers, flags: flags, internalDate: internalDate, storage: storage)
-        m.has8Bit = has8Bit
-        return m
+        return SpooledMessage(sha256: digest, sourceSHA256: sourceHasher?.finalize().hexString ?? digest, size: size,
+                              headers: headers, flags: flags, internalDate: internalDate, storage: storage)
     }
 
     /// Whether the message has outgrown memory (for tests and figures).
@@ -111,8 +108,6 @@ public final class SpooledMessage {
     public let headers: HeaderScanner
     public var flags: MessageFlags
     public var internalDate: Date?
-    /// Whether any byte is 8-bit (SMTP then asks for BODY=8BITMIME).
-    public internal(set) var has8Bit = false
     let storage: Storage
 
     init(sha256: String, sourceSHA256: String, size: Int, headers: HeaderScanner, flags: MessageFlags,
@@ -127,6 +122,16 @@ public final class SpooledMessage {
     }
 
     public var messageID: String? { headers.messageID }
+
+    /// Whether any byte is 8-bit (SMTP then asks for BODY=8BITMIME). A pass over the message, so
+    /// only the sink that needs it asks.
+    public func contains8Bit() throws -> Bool {
+        var found = false
+        try forEachChunk { chunk in
+            if !found { found = chunk.withUnsafeReadableBytes { $0.contains { $0 >= 0x80 } } }
+        }
+        return found
+    }
     public var isOnDisk: Bool { if case .file = storage { return true } else { return false } }
 
     /// Calls `body` with the message in order, in chunks of at most `chunkSize` bytes.

@@ -157,7 +157,9 @@ public struct AccountService: Service {
             if s.delivered > 0 || s.failed > 0 {
                 logger.info("delivered \(s.delivered), skipped \(s.skipped), failed \(s.failed) of \(s.listed) listed")
             }
-            return (s.failed == s.deferred || s.deferred == 0, nil)
+            // The pass ran: messages that failed are recorded and retried on the next poll; only an
+            // account-level failure (below) calls for a backoff.
+            return (true, nil)
         case let .failure(error):
             if error is CancellationError || Task.isShuttingDownGracefully { return (true, nil) }
             let (status, message) = describeFailure(error)

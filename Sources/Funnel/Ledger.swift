@@ -302,6 +302,17 @@ extension Ledger {
         }
     }
 
+    /// Whether a source mailbox has delivered rows under another UIDVALIDITY: only then can content
+    /// reconciliation (`priorCopy`) find anything, so the engine asks once per mailbox, not per message.
+    public func hasDeliveriesOutside(account: String, mailbox: String, uidValidity: UInt32) throws -> Bool {
+        try read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM message WHERE account = ? AND mailbox = ? AND uid_validity != ?
+                               AND state IN ('delivered', 'disposed') AND superseded_by IS NULL)
+                """, arguments: [account, mailbox, Int64(uidValidity)]) ?? false
+        }
+    }
+
     /// The references of the delivered copies of this content in one target mailbox (twins'
     /// copies, which recovery must not take for a pending message's).
     public func deliveredRefs(target: String, targetMailbox: String, sha256: String) throws -> [String] {

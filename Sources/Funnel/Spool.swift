@@ -73,9 +73,28 @@ public final class Spool {
 
     /// Adds bytes from a raw pointer (for readers that do not hold a ByteBuffer).
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
-        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        try append(buffer)
+        guard !options.normalizeToCRLF else {
+            // Normalising works on ByteBuffers; this path is for IMAP and SMTP sinks.
+            var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            return try append(buffer)
+        }
+        // The common local path (mbox, Maildir → Maildir): hash, scan and store straight from
+        // the reader's buffer, without an intermediate copy.
+        hasher.update(bufferPointer: bytes)
+        headers.consume(bytes)
+        size += bytes.count
+        if let file {
+            try file.append(bytes)
+        } else if memory.readableBytes + bytes.count > options.memoryLimit {
+            let file = try SpoolFile(directory: options.directory)
+            try file.append(memory)
+            try file.append(bytes)
+            memory = ByteBufferAllocator().buffer(capacity: 0)
+            self.file = file
+        } else {
+            memory.writeBytes(bytes)
+        }
     }
 
     /// Ends the message and hands over what was collected.
@@ -180,18 +199,21 @@ final class SpoolFile {
     deinit { close(fd) }
 
     func append(_ buffer: ByteBuffer) throws {
-        try buffer.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = pwrite(fd, bytes.baseAddress! + offset, bytes.count - offset, off_t(length) + off_t(offset))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw posixError("write spool file in", directory)
-                }
-                offset += n
+        try buffer.withUnsafeReadableBytes { try append($0) }
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let n = pwrite(fd, base + offset, bytes.count - offset, off_t(length) + off_t(offset))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw posixError("write spool file in", directory)
             }
+            offset += n
         }
-        length += Int64(buffer.readableBytes)
+        length += Int64(bytes.count)
     }
 
     /// Up to `maxLength` bytes from `offset`.

@@ -252,6 +252,10 @@ public final class Transfer {
         let targetMailbox = target.mailbox
         let watermark = target.watermark
         let uidValidity = info.uidValidity
+        // Content reconciliation only across a UIDVALIDITY change and never when deleting (see
+        // `prepare`); when the ledger holds nothing under another UIDVALIDITY, no query per message.
+        let mayReconcile = try options.disposal != .delete
+            && ledger.hasDeliveriesOutside(account: source.identity, mailbox: mailbox, uidValidity: uidValidity)
         var machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal,
                                            limits: options.limits, disposeNewDeliveries: options.deleteAfter == nil)
         var spools: [Int: SpooledMessage] = [:]
@@ -288,7 +292,7 @@ public final class Transfer {
                         preparations.append(.fetchFailed(error))
                     case let .spooled(_, spooled):
                         preparations.append(try prepare(spooled, key: key(i), uidValidity: uidValidity,
-                                                        ledger: ledger))
+                                                        mayReconcile: mayReconcile, ledger: ledger))
                         switch preparations.last {
                         case .deliver?, .claim?: spools[i] = spooled
                         default: break
@@ -422,7 +426,7 @@ public final class Transfer {
     }
 
     /// Deliver, claim a prior copy, or skip: decided once the content is known.
-    private func prepare(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, ledger: Ledger) throws -> TransferStateMachine.Preparation {
+    private func prepare(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, mayReconcile: Bool, ledger: Ledger) throws -> TransferStateMachine.Preparation {
         if let limit = sink.maxMessageSize, spooled.size > limit {
             logger.warning("\(key): \(spooled.size) bytes is over the target's limit of \(limit); skipped")
             return .skip(reason: "\(spooled.size) bytes is larger than \(sink.identity) accepts (\(limit))")
@@ -432,7 +436,7 @@ public final class Transfer {
         // second message. Never when deleting: a copy deleted by a run that crashed before it could
         // record `disposed` looks just like one renumbered, and claiming it would lose the newcomer.
         // A rare duplicate is acceptable; a loss never is.
-        guard options.disposal != .delete else { return .deliver }
+        guard mayReconcile else { return .deliver }
         let prior = try ledger.priorCopy(for: key, sha256: spooled.sha256, target: sink.identity) { old in
             !claimed.contains(old) && old.uidValidity != uidValidity
         }

@@ -11,6 +11,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public var deferred = 0
     public var bytes = 0
     public var seconds = 0.0
+    /// Of `seconds`, the time spent in the ledger (lookups and group commits with their fsyncs).
+    public var ledgerSeconds = 0.0
     /// Dry runs only: how many messages a real run would deliver.
     public var wouldDeliver: Int?
 
@@ -18,6 +20,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case listed, delivered, skipped, failed, deferred, bytes, seconds
+        case ledgerSeconds = "ledger_seconds"
         case wouldDeliver = "would_deliver"
     }
 
@@ -30,6 +33,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         s.deferred += b.deferred
         s.bytes += b.bytes
         s.seconds += b.seconds
+        s.ledgerSeconds += b.ledgerSeconds
         if a.wouldDeliver != nil || b.wouldDeliver != nil { s.wouldDeliver = (a.wouldDeliver ?? 0) + (b.wouldDeliver ?? 0) }
         return s
     }

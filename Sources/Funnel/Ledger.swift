@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The SQLite record of every message MailFunnel has handled: the heart of exactly-once delivery.
 ///
@@ -10,6 +11,18 @@ import GRDB
 public final class Ledger: Sendable {
     public let path: String
     let pool: DatabasePool
+    private let busy = Mutex<Duration>(.zero)
+
+    /// The time spent in ledger calls (reads and commits, fsync included) since it was opened,
+    /// summed over threads: what the ledger costs a run (`RunSummary.ledgerSeconds`).
+    public var busyTime: Duration { busy.withLock { $0 } }
+
+    private func timed<T>(_ body: () throws -> T) rethrows -> T {
+        let clock = ContinuousClock()
+        let start = clock.now
+        defer { let spent = clock.now - start; busy.withLock { $0 += spent } }
+        return try body()
+    }
 
     /// `$XDG_DATA_HOME/mailfunnel/ledger.sqlite`, or `~/.local/share/mailfunnel/ledger.sqlite`.
     public static var defaultPath: String {
@@ -123,7 +136,7 @@ public final class Ledger: Sendable {
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
-            return try pool.write(body)
+            return try timed { try pool.write(body) }
         } catch let error as DatabaseError {
             throw FunnelError.ledger(path: path, message: error.message ?? "\(error)")
         }
@@ -131,7 +144,7 @@ public final class Ledger: Sendable {
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
-            return try pool.read(body)
+            return try timed { try pool.read(body) }
         } catch let error as DatabaseError {
             throw FunnelError.ledger(path: path, message: error.message ?? "\(error)")
         }

@@ -88,23 +88,41 @@ public final class POP3Source: MailSource {
         return out
     }
 
+    /// RETR pipelined (PIPELINING), so a batch costs one round trip rather than one per message.
     public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {
         let c = try await session()
-        var results: [FetchResult] = []
-        for m in messages {
-            guard case let .number(n) = m.locator else {
-                results.append(.failed(m, DeliveryError(.permanent, "no message number")))
-                continue
-            }
-            let spool = try makeSpool()
-            do {
-                try await c.retrieve(n) { try spool.append($0) }
-                results.append(.spooled(m, spool.finish(flags: m.flags, internalDate: m.internalDate)))
-            } catch let e as POP3Error {
-                results.append(.failed(m, DeliveryError(.temporary, e.description)))
+        var results: [FetchResult?] = Array(repeating: nil, count: messages.count)
+        var numbered: [(index: Int, number: Int)] = []
+        for (i, m) in messages.enumerated() {
+            if case let .number(n) = m.locator {
+                numbered.append((i, n))
+            } else {
+                results[i] = .failed(m, DeliveryError(.permanent, "no message number"))
             }
         }
-        return results
+        var spool: Spool?
+        var spoolError: Error?
+        var k = 0
+        try await c.retrieve(numbered.map(\.number), begin: { _ in
+            spoolError = nil
+            do { spool = try makeSpool() } catch { spool = nil; spoolError = error }
+        }, onBytes: { bytes in
+            guard spoolError == nil, let s = spool else { return }
+            do { try s.append(bytes) } catch { spoolError = error; spool = nil }
+        }, end: { _, refusal in
+            let m = messages[numbered[k].index]
+            defer { k += 1; spool = nil }
+            if let refusal {
+                results[numbered[k].index] = .failed(m, DeliveryError(.temporary, refusal.description))
+            } else if let spoolError {
+                results[numbered[k].index] = .failed(m, DeliveryError(.temporary, "could not spool: \(spoolError)"))
+            } else if let s = spool {
+                results[numbered[k].index] = .spooled(m, s.finish(flags: m.flags, internalDate: m.internalDate))
+            }
+        })
+        return zip(messages, results).map { m, r in
+            r ?? .failed(m, DeliveryError(.temporary, "the server's reply ended before this message"))
+        }
     }
 
     /// DELE now; the deletion happens at QUIT (`close()`), which reports it.

@@ -42,6 +42,8 @@ public struct TransferOptions: Sendable {
     public var deleteAfter: Duration?
     /// How many messages are listed and looked up in the ledger at a time.
     public var pageSize = 1000
+    /// Fetch the next batch while the current one is delivered.
+    public var prefetch = true
     public var spool = Spool.Options()
     /// A display name for logs and `status` (the config's account name).
     public var name: String?
@@ -93,6 +95,11 @@ public final class Transfer {
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
+        let ledgerBefore = ledger.busyTime
+        func settleLedgerTime() {
+            let spent = ledger.busyTime - ledgerBefore
+            summary.ledgerSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
+        }
         let runID = options.dryRun ? nil : try ledger.beginRun(
             account: source.identity, name: options.name ?? source.identity, target: sink.identity)
         do {
@@ -109,12 +116,14 @@ public final class Transfer {
             try await sink.close()
         } catch {
             summary.seconds = Date().timeIntervalSince(started)
+            settleLedgerTime()
             if let runID, !(error is CancellationError) {
                 try? ledger.finishRun(runID, summary: summary, error: "\(error)")
             }
             throw error
         }
         summary.seconds = Date().timeIntervalSince(started)
+        settleLedgerTime()
         if let runID {
             let problem = summary.failed > 0 ? "\(summary.failed) message(s) failed" : nil
             try ledger.finishRun(runID, summary: summary, error: problem)
@@ -265,11 +274,27 @@ public final class Transfer {
                       ident: machine.messages[i].ident)
         }
 
+        // The next batch is fetched while this one is delivered: fetching only reads the source, and
+        // nothing about a prefetched batch is recorded until its turn comes. The source is never
+        // used by two tasks at once: the runner waits for the prefetch before any other call on it.
+        var prefetch: (range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)?
+        func startPrefetch() {
+            guard options.prefetch, prefetch == nil, let range = machine.upcomingBatch else { return }
+            let source = Handoff(self.source)
+            let wanted = Array(machine.messages[range])
+            let spoolOptions = self.spoolOptions
+            prefetch = (range, Task {
+                Handoff(try await source.value.fetch(wanted, mailbox: mailbox) { Spool(options: spoolOptions) })
+            })
+        }
+
         var action = machine.start()
+        do {
         while true {
             switch action {
             case let .dispose(indices):
                 let wanted = indices.map { machine.messages[$0] }
+                if let p = prefetch { _ = await p.task.result }
                 do {
                     let done = Set(try await source.dispose(wanted, mailbox: mailbox, how: options.disposal))
                     try afterEffect(.sourceDispose)
@@ -281,8 +306,21 @@ public final class Transfer {
 
             case let .fetch(range):
                 try Task.checkCancellation()
-                let results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
-                    Spool(options: spoolOptions)
+                let results: [FetchResult]
+                if let p = prefetch {
+                    prefetch = nil
+                    let fetched = try await p.task.value.value
+                    if p.range == range {
+                        results = fetched
+                    } else {
+                        results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
+                            Spool(options: spoolOptions)
+                        }
+                    }
+                } else {
+                    results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
+                        Spool(options: spoolOptions)
+                    }
                 }
                 var preparations: [TransferStateMachine.Preparation] = []
                 for (i, result) in zip(range, results) {
@@ -336,6 +374,7 @@ public final class Transfer {
                     }
                 }
                 action = machine.intentsCommitted()
+                startPrefetch()
 
             case let .deliver(i):
                 let spooled = spools[i]!
@@ -411,11 +450,16 @@ public final class Transfer {
                 action = machine.watermarkMoved()
 
             case let .finished(error):
+                if let p = prefetch { _ = await p.task.result }
                 if let error {
                     throw TransferStopped(account: options.name ?? source.identity, target: sink.identity, error: error)
                 }
                 return pageWatermark
             }
+        }
+        } catch {
+            if let p = prefetch { _ = await p.task.result }
+            throw error
         }
     }
 
@@ -447,6 +491,13 @@ public final class Transfer {
         }
         return .deliver
     }
+}
+
+/// Hands a value to the prefetch task and back. Unchecked because the source is not Sendable: the
+/// runner uses it only after the task's result is in, so the two never touch it at once.
+struct Handoff<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// A transfer that stopped early because its sink or source failed; what was delivered is recorded.

@@ -262,18 +262,32 @@ public struct TransferStateMachine: Sendable {
     }
 
     private mutating func nextBatch() -> Action {
-        guard next < endOfWork else { return finish() }
-        var end = next
+        guard let range = batchRange(from: next) else { return finish() }
+        batch = range
+        next = range.upperBound
+        return .fetch(batch)
+    }
+
+    /// The batch that starts at `start`, within the limits; nil when no work is left.
+    private func batchRange(from start: Int) -> Range<Int>? {
+        guard start < endOfWork else { return nil }
+        var end = start
         var bytes = 0
-        while end < endOfWork, end - next < limits.maxMessages {
+        while end < endOfWork, end - start < limits.maxMessages {
             let size = messages[end].size ?? 0
-            if end > next && bytes + size > limits.maxBytes { break }
+            if end > start && bytes + size > limits.maxBytes { break }
             bytes += size
             end += 1
         }
-        batch = next..<end
-        next = end
-        return .fetch(batch)
+        return start..<end
+    }
+
+    /// The range the next `.fetch` will ask for if the current batch ends well, so a runner can
+    /// fetch it while the current batch is delivered (fetching only reads the source). Nil when
+    /// no batch follows or the run is stopping.
+    public var upcomingBatch: Range<Int>? {
+        guard fatal == nil else { return nil }
+        return batchRange(from: next)
     }
 
     private mutating func finish() -> Action {

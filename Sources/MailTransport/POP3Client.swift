@@ -215,6 +215,45 @@ public final class POP3Client {
         }
     }
 
+    /// `RETR` for each of `numbers` in order: pipelined when the server has PIPELINING (at most
+    /// `window` commands outstanding), else one after another. For each message `begin` is called,
+    /// then `onBytes` with its content (dot-unstuffed, as the server sent it), then `end` with nil, or
+    /// with the server's refusal when it answered -ERR (and the next message follows). A reply
+    /// that breaks the protocol, or the connection failing, throws.
+    public func retrieve(_ numbers: [Int], window: Int = 64, begin: (Int) -> Void, onBytes: (ByteBuffer) -> Void,
+                         end: (Int, POP3Error?) -> Void) async throws {
+        let window = has("PIPELINING") ? max(1, window) : 1
+        var sent = 0
+        for (answered, n) in numbers.enumerated() {
+            // Top the window up when half of it is answered, so the server never waits for commands.
+            if sent < numbers.count, sent - answered <= window / 2 {
+                let upTo = min(numbers.count, answered + window)
+                var out = ByteBuffer()
+                for m in numbers[sent..<upTo] { out.writeString("RETR \(m)\r\n") }
+                trace.client(upTo - sent == 1 ? "RETR \(numbers[sent])" : "RETR ×\(upTo - sent) (pipelined)")
+                try await connection.write(out)
+                sent = upTo
+            }
+            begin(n)
+            parser.expect(.body)
+            do {
+                _ = try await status(command: "RETR \(n)")
+            } catch let e as POP3Error {
+                guard case .commandFailed = e else { throw e }
+                end(n, e)
+                continue
+            }
+            body: while true {
+                switch try await nextEvent() {
+                case let .bodyBytes(b): onBytes(b)
+                case .end: break body
+                default: throw POP3Error.protocolViolation(server: endpoint.description, detail: "unexpected reply inside RETR \(n)")
+                }
+            }
+            end(n, nil)
+        }
+    }
+
     /// `DELE` for each message, pipelined when the server has PIPELINING. Nothing is deleted until
     /// a QUIT is answered +OK. Returns the numbers the server accepted.
     public func delete(_ numbers: [Int]) async throws -> [Int] {

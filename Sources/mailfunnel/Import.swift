@@ -167,6 +167,7 @@ extension Mailfunnel {
                 encoder.outputFormatting = [.sortedKeys]
                 var out = total
                 out.seconds = (out.seconds * 1000).rounded() / 1000
+                out.ledgerSeconds = (out.ledgerSeconds * 1000).rounded() / 1000
                 print(String(decoding: try encoder.encode(out), as: UTF8.self))
             }
             return worst

@@ -24,16 +24,16 @@ public final class IMAPSink: MailSink {
     private var existing: Set<String>?
     private var permanentFlags: [String] = []
 
-    public var identity: String {
-        var u = url
-        u.path = ""
-        return u.description
-    }
+    /// The URL without its path, computed once: it keys every ledger row.
+    public let identity: String
     public var requiresCRLF: Bool { true }
     public var maxMessageSize: Int? { client?.appendLimit }
 
     public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) {
         self.url = url
+        var bare = url
+        bare.path = ""
+        self.identity = bare.description
         self.endpoint = endpoint
         self.credentials = credentials
         self.logger = logger

@@ -21,17 +21,17 @@ public final class IMAPSource: MailSource {
     /// Decoded name (with `/`) → the name on the wire.
     private var wireNames: [String: String] = [:]
 
-    public var identity: String {
-        var u = url
-        u.path = ""
-        return u.description
-    }
+    /// The URL without its path, computed once: it keys every ledger row.
+    public let identity: String
     public var supportedDisposals: Set<Disposal> { [.keep, .markSeen, .delete] }
     public var supportsIncrementalListing: Bool { true }
 
     /// - Parameter readOnly: EXAMINE instead of SELECT (when keeping everything at the source).
     public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, readOnly: Bool, logger: Logger) {
         self.url = url
+        var bare = url
+        bare.path = ""
+        self.identity = bare.description
         self.endpoint = endpoint
         self.credentials = credentials
         self.readOnly = readOnly
@@ -132,8 +132,9 @@ public final class IMAPSource: MailSource {
                 spool = nil
             case let .fetchAttribute(.uid(u)):
                 uid = u
-            case let .fetchBodyBegan(section, _) where section == "BODY[]":
+            case let .fetchBodyBegan(section, size) where section == "BODY[]":
                 spool = try makeSpool()
+                spool?.reserve(size)
             case let .fetchBodyBytes(bytes):
                 do { try spool?.append(bytes) } catch { spoolError = error; spool = nil }
             case .fetchEnded:

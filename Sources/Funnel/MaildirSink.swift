@@ -19,7 +19,7 @@ import Glibc
 /// of two per message.
 public final class MaildirSink: MailSink {
     let maildir: Maildir
-    public var identity: String { "maildir:\(maildir.root)" }
+    public let identity: String
     public var requiresCRLF: Bool { false }
     public var maxMessageSize: Int? { nil }
     private let host: String
@@ -28,6 +28,7 @@ public final class MaildirSink: MailSink {
 
     public init(path: String) {
         maildir = Maildir(root: absolutePath(path))
+        identity = "maildir:\(maildir.root)"
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count)
         let name = String(cString: buffer)

@@ -9,11 +9,12 @@ import Glibc
 /// which survives a mail reader moving the file from new/ to cur/ or changing its flags.
 public final class MaildirSource: MailSource {
     let maildir: Maildir
-    public var identity: String { "maildir:\(maildir.root)" }
+    public let identity: String
     public var supportedDisposals: Set<Disposal> { [.keep, .markSeen, .delete] }
 
     public init(path: String) {
         maildir = Maildir(root: absolutePath(path))
+        identity = "maildir:\(maildir.root)"
     }
 
     public func mailboxes() async throws -> [String] {

@@ -12,7 +12,7 @@ import NIOCore
 public final class MboxSource: MailSource {
     public let path: String
     public let format: MboxFormat
-    public var identity: String { "mbox:\(path)" }
+    public let identity: String
     public var supportedDisposals: Set<Disposal> { [.keep] }
     /// The one mailbox an mbox file holds.
     public static let mailboxName = "INBOX"
@@ -20,6 +20,7 @@ public final class MboxSource: MailSource {
     public init(path: String, format: MboxFormat = .mboxrd) {
         self.path = absolutePath(path)
         self.format = format
+        self.identity = "mbox:\(self.path)"
     }
 
     public func mailboxes() async throws -> [String] { [Self.mailboxName] }
@@ -98,6 +99,7 @@ public final class MboxSource: MailSource {
                 continue
             }
             let spool = try makeSpool()
+            spool.reserve(Int(length))
             var scanner = MboxScanner(format: format, startOffset: offset)
             var count = 0
             var spoolError: Error?

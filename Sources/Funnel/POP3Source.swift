@@ -20,12 +20,14 @@ public final class POP3Source: MailSource {
     private var deleted: [String] = []
 
     public static let mailboxName = "INBOX"
-    public var identity: String { url.description }
+    /// Computed once: it keys every ledger row.
+    public let identity: String
     public var supportedDisposals: Set<Disposal> { [.keep, .delete] }
     public var supportsIncrementalListing: Bool { false }
 
     public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) {
         self.url = url
+        self.identity = url.description
         self.endpoint = endpoint
         self.credentials = credentials
         self.logger = logger
@@ -106,6 +108,7 @@ public final class POP3Source: MailSource {
         try await c.retrieve(numbered.map(\.number), begin: { _ in
             spoolError = nil
             do { spool = try makeSpool() } catch { spool = nil; spoolError = error }
+            if let size = messages[numbered[k].index].size { spool?.reserve(size) }
         }, onBytes: { bytes in
             guard spoolError == nil, let s = spool else { return }
             do { try s.append(bytes) } catch { spoolError = error; spool = nil }

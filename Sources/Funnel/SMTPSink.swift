@@ -20,12 +20,14 @@ public final class SMTPSink: MailSink {
     let logger: Logger
     private var client: SMTPClient?
 
-    public var identity: String { url.description }
+    /// Computed once: it keys every ledger row.
+    public let identity: String
     public var requiresCRLF: Bool { true }
     public var maxMessageSize: Int? { client?.sizeLimit }
 
     public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials?, envelopeTo: String, logger: Logger) {
         self.url = url
+        self.identity = url.description
         self.endpoint = endpoint
         self.credentials = credentials
         self.envelopeTo = envelopeTo

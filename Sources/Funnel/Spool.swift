@@ -34,7 +34,9 @@ public final class Spool {
 
     private let options: Options
     private var hasher = SHA256()
-    /// The hash of the bytes as they came in, kept apart only when normalising changes them.
+    /// The hash of the bytes as they came in: nil while normalising has changed nothing (the two
+    /// hashes are then the same, and one pass of SHA-256 serves both), forked from `hasher` at the
+    /// first chunk it changes.
     private var sourceHasher: SHA256?
     private var headers: HeaderScanner
     private var normalizer = CRLFNormalizer()
@@ -46,13 +48,23 @@ public final class Spool {
         self.options = options
         self.headers = HeaderScanner(limit: options.headerLimit)
         self.memory = ByteBufferAllocator().buffer(capacity: 0)
-        self.sourceHasher = options.normalizeToCRLF ? SHA256() : nil
+    }
+
+    /// Says how large the message will be (when the source knows), so the in-memory copy is
+    /// allocated once at its size instead of growing by doubling.
+    public func reserve(_ expectedSize: Int) {
+        guard file == nil, expectedSize > memory.capacity, expectedSize <= options.memoryLimit else { return }
+        // Normalising may add a CR per line: leave room for that (mbox lines of 40+ bytes).
+        memory.reserveCapacity(min(options.memoryLimit, expectedSize + (options.normalizeToCRLF ? expectedSize / 32 + 64 : 0)))
     }
 
     /// Adds the next chunk of the message.
     public func append(_ chunk: ByteBuffer) throws {
-        if sourceHasher != nil { chunk.withUnsafeReadableBytes { sourceHasher!.update(bufferPointer: $0) } }
         let bytes = options.normalizeToCRLF ? normalizer.normalize(chunk) : chunk
+        if options.normalizeToCRLF && (sourceHasher != nil || bytes.readableBytes != chunk.readableBytes) {
+            if sourceHasher == nil { sourceHasher = hasher }  // identical up to this chunk
+            chunk.withUnsafeReadableBytes { sourceHasher!.update(bufferPointer: $0) }
+        }
         bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
         headers.consume(bytes)
         size += bytes.readableBytes
@@ -140,7 +152,8 @@ public final class SpooledMessage {
         self.storage = storage
     }
 
-    public var messageID: String? { headers.messageID }
+    /// The `Message-ID`, parsed from the headers once.
+    public private(set) lazy var messageID: String? = headers.messageID
 
     /// Whether any byte is 8-bit (SMTP then asks for BODY=8BITMIME). A pass over the message, so
     /// only the sink that needs it asks.

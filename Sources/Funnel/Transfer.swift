@@ -41,7 +41,7 @@ public struct TransferOptions: Sendable {
     /// "leave on server for N days"). Nil deletes right after delivery.
     public var deleteAfter: Duration?
     /// How many messages are listed and looked up in the ledger at a time.
-    public var pageSize = 1000
+    public var pageSize = 5000
     /// Fetch the next batch while the current one is delivered.
     public var prefetch = true
     public var spool = Spool.Options()
@@ -278,6 +278,46 @@ public final class Transfer {
         // nothing about a prefetched batch is recorded until its turn comes. The source is never
         // used by two tasks at once: the runner waits for the prefetch before any other call on it.
         var prefetch: (range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)?
+        // While the sink flushes a batch, the next one's intents are committed (`pending` before
+        // delivery is all the protocol asks; if this batch's flush fails they stay pending and
+        // recovery finds them absent). The ledger's fsync then overlaps the server's work.
+        var early: (range: Range<Int>, task: Task<Handoff<EarlyBatch>, Error>)?
+        var intentsCommitted: Range<Int>?
+        func startEarlyIntents() {
+            guard let p = prefetch, early == nil, !mayReconcile else { return }
+            prefetch = nil
+            let range = p.range
+            let keys = Handoff(range.map(key))
+            let limit = sink.maxMessageSize
+            let sinkID = sink.identity
+            early = (range, Task {
+                let results = try await p.task.value.value
+                var batch = EarlyBatch(results: results)
+                var pending: [PendingIntent] = []
+                var outcomes: [DeliveryOutcome] = []
+                for (j, result) in results.enumerated() {
+                    let k = keys.value[j]
+                    switch result {
+                    case let .failed(_, error):
+                        batch.preparations.append(.fetchFailed(error))
+                        outcomes.append(.failed(k, error))
+                    case let .spooled(m, spooled):
+                        if let limit, spooled.size > limit {
+                            let reason = "\(spooled.size) bytes is larger than \(sinkID) accepts (\(limit))"
+                            batch.preparations.append(.skip(reason: reason))
+                            outcomes.append(.skipped(k, reason: reason, sha256: nil, size: m.size))
+                        } else {
+                            batch.preparations.append(.deliver)
+                            pending.append(PendingIntent(key: k, sha256: spooled.sha256, size: spooled.size,
+                                                         messageID: spooled.messageID, target: sinkID,
+                                                         targetMailbox: targetMailbox, watermark: watermark))
+                        }
+                    }
+                }
+                try ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes)
+                return Handoff(batch)
+            })
+        }
         func startPrefetch() {
             guard options.prefetch, prefetch == nil, let range = machine.upcomingBatch else { return }
             let source = Handoff(self.source)
@@ -295,6 +335,7 @@ public final class Transfer {
             case let .dispose(indices):
                 let wanted = indices.map { machine.messages[$0] }
                 if let p = prefetch { _ = await p.task.result }
+                if let e = early { _ = await e.task.result }
                 do {
                     let done = Set(try await source.dispose(wanted, mailbox: mailbox, how: options.disposal))
                     try afterEffect(.sourceDispose)
@@ -307,7 +348,27 @@ public final class Transfer {
             case let .fetch(range):
                 try Task.checkCancellation()
                 let results: [FetchResult]
-                if let p = prefetch {
+                if let e = early {
+                    early = nil
+                    let batch = try await e.task.value.value
+                    if e.range == range {
+                        for (i, (result, preparation)) in zip(range, zip(batch.results, batch.preparations)) {
+                            switch (result, preparation) {
+                            case let (.failed(m, error), _):
+                                logger.error("\(mailbox) \(m.ident): cannot be read at the source: \(error.message)")
+                            case let (.spooled(_, spooled), .deliver):
+                                spools[i] = spooled
+                            case let (.spooled, .skip(reason)):
+                                logger.warning("\(key(i)): skipped: \(reason)")
+                            default: break
+                            }
+                        }
+                        intentsCommitted = range
+                        action = machine.fetched(batch.preparations)
+                        continue
+                    }
+                    results = batch.results  // not expected: the machine asks for the batch it announced
+                } else if let p = prefetch {
                     prefetch = nil
                     let fetched = try await p.task.value.value
                     if p.range == range {
@@ -363,7 +424,10 @@ public final class Transfer {
                         break
                     }
                 }
-                try ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
+                if intentsCommitted.map({ indices.first.map($0.contains) ?? true }) != true {
+                    try ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
+                }
+                intentsCommitted = nil
                 try afterEffect(.ledgerIntents)
                 for i in indices {
                     switch machine.preparation(i) {
@@ -391,6 +455,7 @@ public final class Transfer {
                 }
 
             case .flush:
+                startEarlyIntents()
                 do {
                     let outcomes = try await sink.flush()
                     try afterEffect(.sinkFlush)
@@ -451,6 +516,26 @@ public final class Transfer {
 
             case let .finished(error):
                 if let p = prefetch { _ = await p.task.result }
+                if let e = early, case let .success(batch) = await e.task.result {
+                    // The batch stopped before the one whose intents were committed early: those
+                    // were never attempted. Withdrawn as temporary failures, as the state machine
+                    // does for the rest of a failed batch, so they are retried without recovery.
+                    let why = "not attempted: \(error?.message ?? "delivery stopped")"
+                    let withdrawn = zip(e.range, batch.value.preparations).compactMap { i, p -> DeliveryOutcome? in
+                        p == .deliver ? .failed(key(i), DeliveryError(.temporary, why)) : nil
+                    }
+                    try ledger.record(withdrawn)
+                    summary.failed += withdrawn.count
+                    summary.deferred += withdrawn.count
+                    for p in batch.value.preparations {
+                        switch p {
+                        case .skip: summary.skipped += 1
+                        case .fetchFailed: summary.failed += 1
+                        default: break
+                        }
+                    }
+                }
+                early = nil
                 if let error {
                     throw TransferStopped(account: options.name ?? source.identity, target: sink.identity, error: error)
                 }
@@ -459,6 +544,7 @@ public final class Transfer {
         }
         } catch {
             if let p = prefetch { _ = await p.task.result }
+            if let e = early { _ = await e.task.result }
             throw error
         }
     }
@@ -491,6 +577,12 @@ public final class Transfer {
         }
         return .deliver
     }
+}
+
+/// A batch fetched ahead, with its intents committed while the batch before it was flushed.
+struct EarlyBatch {
+    var results: [FetchResult]
+    var preparations: [TransferStateMachine.Preparation] = []
 }
 
 /// Hands a value to the prefetch task and back. Unchecked because the source is not Sendable: the

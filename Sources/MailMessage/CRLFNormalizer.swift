@@ -1,4 +1,11 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Turns bare LF line ends into CRLF as a message streams past, one chunk at a time.
 ///
@@ -12,11 +19,15 @@ public struct CRLFNormalizer: Sendable {
 
     /// Returns `chunk` with every bare LF preceded by a CR. Returns the input itself when it needs no change.
     public mutating func normalize(_ chunk: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        // Most messages from a server are CRLF already: jump from LF to LF (memchr) and look at
+        // the byte before each.
         let needsWork: Bool = chunk.withUnsafeReadableBytes { bytes in
-            var prevCR = lastWasCR
-            for byte in bytes {
-                if byte == UInt8(ascii: "\n") && !prevCR { return true }
-                prevCR = byte == UInt8(ascii: "\r")
+            guard let base = bytes.baseAddress else { return false }
+            var i = 0
+            while i < bytes.count, let hit = memchr(base + i, 0x0A, bytes.count - i) {
+                let j = base.distance(to: UnsafeRawPointer(hit))
+                if !(j == 0 ? lastWasCR : bytes[j - 1] == UInt8(ascii: "\r")) { return true }
+                i = j + 1
             }
             return false
         }

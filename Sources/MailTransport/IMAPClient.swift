@@ -340,19 +340,46 @@ public final class IMAPClient {
         precondition(!items.isEmpty)
         precondition(items.count == 1 || has("MULTIAPPEND"), "several messages in one APPEND need MULTIAPPEND")
         let tag = nextTag()
-        try await send(encoder.appendStart(tag: tag, mailbox: mailbox), tag: tag, sensitive: false)
+        // With LITERAL+ nothing waits for the server, so the command, each message's head and its
+        // bytes are gathered into writes of about 256 KiB: full TLS records and one event-loop hop
+        // per write rather than several per message.
+        var outbox = connection.allocator.buffer(capacity: 256 << 10)
+        func drain() async throws {
+            guard outbox.readableBytes > 0 else { return }
+            try await connection.write(outbox)
+            outbox.clear()
+        }
+        func queue(_ chunks: [CommandChunk]) async throws {
+            if chunks.contains(where: { if case .waitForContinuation = $0 { return true } else { return false } }) {
+                try await drain()
+                try await send(chunks, tag: tag, sensitive: false)
+                return
+            }
+            for case let .bytes(bytes) in chunks {
+                if trace.isEnabled { trace.client(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)) }
+                outbox.writeBytes(bytes)
+            }
+        }
+        try await queue(encoder.appendStart(tag: tag, mailbox: mailbox))
         for item in items {
-            try await send(encoder.appendItem(flags: item.flags, date: item.date, size: item.body.size), tag: tag, sensitive: false)
+            try await queue(encoder.appendItem(flags: item.flags, date: item.date, size: item.body.size))
             var offset = 0
             while offset < item.body.size {
-                let chunk = try item.body.readChunk(at: offset, maxLength: 256 << 10)
+                var chunk = try item.body.readChunk(at: offset, maxLength: 256 << 10)
                 guard chunk.readableBytes > 0 else { break }
-                try await connection.write(chunk)
                 offset += chunk.readableBytes
+                if chunk.readableBytes >= 128 << 10 {
+                    try await drain()
+                    try await connection.write(chunk)
+                } else {
+                    outbox.writeBuffer(&chunk)
+                    if outbox.readableBytes >= 256 << 10 { try await drain() }
+                }
             }
             trace.client("<\(item.body.size) bytes of message>")
         }
-        try await send(encoder.appendEnd(), tag: tag, sensitive: false)
+        try await queue(encoder.appendEnd())
+        try await drain()
         let done = try await collect(tag: tag, name: "APPEND", mailbox: mailbox, onUntagged: { _ in }, onFetch: { _ in })
         if case let .appendUID(validity, uids)? = done.code { return (validity, uids.uids) }
         return nil

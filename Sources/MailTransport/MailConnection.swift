@@ -83,6 +83,9 @@ public final class MailConnection: Sendable {
         }
     }
 
+    /// The channel's allocator, for callers that gather bytes before writing them.
+    public var allocator: ByteBufferAllocator { channel.allocator }
+
     public func write(_ bytes: [UInt8]) async throws {
         try await write(channel.allocator.buffer(bytes: bytes))
     }

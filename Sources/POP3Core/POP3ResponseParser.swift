@@ -1,4 +1,11 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What the server sends on a POP3 connection, one event at a time.
 /// - SeeAlso: RFC 1939 §3, RFC 2449 (CAPA, response codes), RFC 3206 (SYS, AUTH codes)
@@ -153,15 +160,26 @@ public struct POP3ResponseParser {
             state = .body(atLineStart: false, size: size)
             return try body(&buffer, atLineStart: false, size: size)
         }
-        // Up to and including the next LF; a line start may follow.
+        // Every line up to the next one that starts with a dot (memchr from LF to LF), or all that
+        // has arrived: one event per read, not one per line.
         let length: Int
         let endsLine: Bool
-        if let lf = view.firstIndex(of: UInt8(ascii: "\n")) {
-            length = lf - view.startIndex + 1
+        let dotLine: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return nil }
+            var i = 0
+            while i < bytes.count - 1, let hit = memchr(base + i, 0x0A, bytes.count - 1 - i) {
+                let lf = base.distance(to: UnsafeRawPointer(hit))
+                if bytes[lf + 1] == UInt8(ascii: ".") { return lf }
+                i = lf + 1
+            }
+            return nil
+        }
+        if let dotLine {
+            length = dotLine + 1
             endsLine = true
         } else {
             length = view.count
-            endsLine = false
+            endsLine = view.last == UInt8(ascii: "\n")
         }
         let total = size + length
         guard total <= limits.maxBodySize else { throw ParseError.bodyTooLarge(limits.maxBodySize) }

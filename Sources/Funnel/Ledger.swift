@@ -38,6 +38,10 @@ public final class Ledger: Sendable {
         var config = Configuration()
         config.readonly = readOnly
         config.busyMode = .timeout(10)
+        // A run touches the index pages of the rows it handles, not the whole ledger: 1 MiB of page
+        // cache per connection (SQLite's default is 2 MiB) keeps memory flat as the ledger grows.
+        config.maximumReaderCount = 2
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -1024") }
         do {
             if !readOnly {
                 let dir = (path as NSString).deletingLastPathComponent

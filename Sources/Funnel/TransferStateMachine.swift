@@ -23,7 +23,7 @@ public struct TransferStateMachine: Sendable {
         /// At most this many announced bytes a batch (bounds the spools held at once).
         public var maxBytes: Int
 
-        public init(maxMessages: Int = 256, maxBytes: Int = 8 << 20) {
+        public init(maxMessages: Int = 256, maxBytes: Int = 4 << 20) {
             self.maxMessages = max(1, maxMessages)
             self.maxBytes = max(1, maxBytes)
         }

@@ -28,13 +28,15 @@ final class LocalFile {
     /// Calls `body` with the bytes of `[offset, offset+length)` (to the end when length is nil), in order.
     func read(from offset: Int64 = 0, length: Int64? = nil, chunkSize: Int = 256 << 10,
               _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        // A message shorter than a chunk gets a buffer its size (mbox fetches read one at a time).
+        let size = max(1, length.map { Int(min(Int64(chunkSize), $0)) } ?? chunkSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
         var position = offset
         let end = length.map { offset + $0 }
         while true {
-            var want = chunkSize
-            if let end { want = Int(min(Int64(chunkSize), end - position)) }
+            var want = size
+            if let end { want = Int(min(Int64(size), end - position)) }
             if want <= 0 { return }
             let n = pread(fd, buffer.baseAddress!, want, off_t(position))
             if n < 0 {

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import MailMessage
 import NIOCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,13 +19,18 @@ public final class Spool {
         public var memoryLimit: Int
         public var normalizeToCRLF: Bool
         public var headerLimit: Int
+        /// Shared by the spools of one transfer: what they may hold in memory together. A spool
+        /// that would go over it writes to its temporary file instead.
+        public var budget: SpoolBudget?
 
         public init(directory: String = Spool.defaultDirectory, memoryLimit: Int = 1 << 20,
-                    normalizeToCRLF: Bool = false, headerLimit: Int = HeaderScanner.defaultLimit) {
+                    normalizeToCRLF: Bool = false, headerLimit: Int = HeaderScanner.defaultLimit,
+                    budget: SpoolBudget? = nil) {
             self.directory = directory
             self.memoryLimit = memoryLimit
             self.normalizeToCRLF = normalizeToCRLF
             self.headerLimit = headerLimit
+            self.budget = budget
         }
     }
 
@@ -43,6 +49,8 @@ public final class Spool {
     private var memory: ByteBuffer
     private var file: SpoolFile?
     private var size = 0
+    /// The memory this spool holds against the budget; returned when the message is gone.
+    private var lease: SpoolBudget.Lease?
 
     public init(options: Options) {
         self.options = options
@@ -55,7 +63,34 @@ public final class Spool {
     public func reserve(_ expectedSize: Int) {
         guard file == nil, expectedSize > memory.capacity, expectedSize <= options.memoryLimit else { return }
         // Normalising may add a CR per line: leave room for that (mbox lines of 40+ bytes).
-        memory.reserveCapacity(min(options.memoryLimit, expectedSize + (options.normalizeToCRLF ? expectedSize / 32 + 64 : 0)))
+        let capacity = min(options.memoryLimit, expectedSize + (options.normalizeToCRLF ? expectedSize / 32 + 64 : 0))
+        guard mayHold(capacity) else { return }
+        if memory.readableBytes == 0 {
+            // A fresh buffer of exactly this size: growing one would round up to a power of two.
+            memory = ByteBufferAllocator().buffer(capacity: capacity)
+        } else {
+            memory.reserveCapacity(capacity)
+        }
+    }
+
+    /// Whether the budget lets this spool hold `bytes` in memory (taking them if so).
+    private func mayHold(_ bytes: Int) -> Bool {
+        guard let budget = options.budget else { return true }
+        let held = lease?.bytes ?? 0
+        guard bytes > held else { return true }
+        guard budget.take(bytes - held) else { return false }
+        if let lease { lease.bytes = bytes } else { lease = SpoolBudget.Lease(budget, bytes: bytes) }
+        return true
+    }
+
+    /// Moves what is in memory to the temporary file (the message outgrew memory or the budget).
+    private func spill() throws -> SpoolFile {
+        let file = try SpoolFile(directory: options.directory)
+        try file.append(memory)
+        memory = ByteBufferAllocator().buffer(capacity: 0)
+        lease = nil
+        self.file = file
+        return file
     }
 
     /// Adds the next chunk of the message.
@@ -65,18 +100,29 @@ public final class Spool {
             if sourceHasher == nil { sourceHasher = hasher }  // identical up to this chunk
             chunk.withUnsafeReadableBytes { sourceHasher!.update(bufferPointer: $0) }
         }
+        try store(bytes)
+    }
+
+    /// Adds bytes already normalised from `source` (the raw path's spill case).
+    private func append(_ bytes: ByteBuffer, normalized: Bool, source: UnsafeRawBufferPointer) throws {
+        if sourceHasher != nil || bytes.readableBytes != source.count {
+            if sourceHasher == nil { sourceHasher = hasher }
+            sourceHasher!.update(bufferPointer: source)
+        }
+        try store(bytes)
+    }
+
+    /// Hashes, scans and keeps bytes that are as they will be delivered.
+    private func store(_ bytes: ByteBuffer) throws {
         bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
         headers.consume(bytes)
         size += bytes.readableBytes
 
+        let needed = memory.readableBytes + bytes.readableBytes
         if let file {
             try file.append(bytes)
-        } else if memory.readableBytes + bytes.readableBytes > options.memoryLimit {
-            let file = try SpoolFile(directory: options.directory)
-            try file.append(memory)
-            try file.append(bytes)
-            memory = ByteBufferAllocator().buffer(capacity: 0)
-            self.file = file
+        } else if needed > options.memoryLimit || !mayHold(max(needed, memory.capacity)) {
+            try spill().append(bytes)
         } else {
             var copy = bytes
             memory.writeBuffer(&copy)
@@ -86,24 +132,39 @@ public final class Spool {
     /// Adds bytes from a raw pointer (for readers that do not hold a ByteBuffer).
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
         guard !options.normalizeToCRLF else {
-            // Normalising works on ByteBuffers; this path is for IMAP and SMTP sinks.
-            var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
-            return try append(buffer)
+            // Normalised straight into the in-memory copy (mbox → IMAP or SMTP), no buffer between.
+            let grown = bytes.count + bytes.count / 16 + 2
+            guard file == nil, memory.readableBytes + grown <= options.memoryLimit,
+                  mayHold(max(memory.readableBytes + grown, memory.capacity)) else {
+                var buffer = ByteBufferAllocator().buffer(capacity: grown)
+                normalizer.normalize(bytes, into: &buffer)
+                return try append(buffer, normalized: true, source: bytes)
+            }
+            let start = memory.writerIndex
+            let changed = normalizer.normalize(bytes, into: &memory)
+            if sourceHasher != nil || changed {
+                if sourceHasher == nil { sourceHasher = hasher }
+                sourceHasher!.update(bufferPointer: bytes)
+            }
+            let added = memory.writerIndex - start
+            memory.withUnsafeReadableBytes { all in
+                let fresh = UnsafeRawBufferPointer(rebasing: all[(all.count - added)...])
+                hasher.update(bufferPointer: fresh)
+                headers.consume(fresh)
+            }
+            size += added
+            return
         }
         // The common local path (mbox, Maildir → Maildir): hash, scan and store straight from
         // the reader's buffer, without an intermediate copy.
         hasher.update(bufferPointer: bytes)
         headers.consume(bytes)
         size += bytes.count
+        let needed = memory.readableBytes + bytes.count
         if let file {
             try file.append(bytes)
-        } else if memory.readableBytes + bytes.count > options.memoryLimit {
-            let file = try SpoolFile(directory: options.directory)
-            try file.append(memory)
-            try file.append(bytes)
-            memory = ByteBufferAllocator().buffer(capacity: 0)
-            self.file = file
+        } else if needed > options.memoryLimit || !mayHold(max(needed, memory.capacity)) {
+            try spill().append(bytes)
         } else {
             memory.writeBytes(bytes)
         }
@@ -113,8 +174,11 @@ public final class Spool {
     public func finish(flags: MessageFlags = MessageFlags(), internalDate: Date? = nil) -> SpooledMessage {
         let digest = hasher.finalize().hexString
         let storage: SpooledMessage.Storage = file.map { .file($0) } ?? .memory(memory)
-        return SpooledMessage(sha256: digest, sourceSHA256: sourceHasher?.finalize().hexString ?? digest, size: size,
-                              headers: headers, flags: flags, internalDate: internalDate, storage: storage)
+        let spooled = SpooledMessage(sha256: digest, sourceSHA256: sourceHasher?.finalize().hexString ?? digest, size: size,
+                                     headers: headers, flags: flags, internalDate: internalDate, storage: storage)
+        spooled.lease = lease
+        lease = nil
+        return spooled
     }
 
     /// Whether the message has outgrown memory (for tests and figures).
@@ -151,6 +215,9 @@ public final class SpooledMessage {
         self.internalDate = internalDate
         self.storage = storage
     }
+
+    /// The in-memory bytes counted against the transfer's spool budget, returned on deinit.
+    var lease: SpoolBudget.Lease?
 
     /// The `Message-ID`, parsed from the headers once.
     public private(set) lazy var messageID: String? = headers.messageID
@@ -287,4 +354,48 @@ extension Sequence where Element == UInt8 {
 
 extension Digest {
     var hexString: String { Array(self).hexString }
+}
+
+/// How many bytes the spools of one transfer may hold in memory together (messages fetched ahead
+/// and being delivered); beyond it they spool to their temporary files. Keeps peak memory flat
+/// whatever the batch sizes and the number of batches fetched ahead.
+public final class SpoolBudget: Sendable {
+    public let limit: Int
+    private let used = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Bytes held now.
+    public var inUse: Int { used.load(ordering: .relaxed) }
+
+    func take(_ bytes: Int) -> Bool {
+        var current = used.load(ordering: .relaxed)
+        while true {
+            guard current + bytes <= limit else { return false }
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    func give(_ bytes: Int) {
+        used.subtract(bytes, ordering: .relaxed)
+    }
+
+    /// A spool's share; given back when the spool or the message it became goes away.
+    final class Lease {
+        let budget: SpoolBudget
+        var bytes: Int {
+            didSet { precondition(bytes >= oldValue, "a lease only grows") }
+        }
+
+        init(_ budget: SpoolBudget, bytes: Int) {
+            self.budget = budget
+            self.bytes = bytes
+        }
+
+        deinit { budget.give(bytes) }
+    }
 }

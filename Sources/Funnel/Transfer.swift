@@ -42,8 +42,13 @@ public struct TransferOptions: Sendable {
     public var deleteAfter: Duration?
     /// How many messages are listed and looked up in the ledger at a time.
     public var pageSize = 5000
-    /// Fetch the next batch while the current one is delivered.
+    /// Fetch the next batches while the current one is delivered.
     public var prefetch = true
+    /// How many batches may be fetched ahead of the one being delivered.
+    public var prefetchDepth = 2
+    /// What the spools of this transfer may hold in memory together; the rest goes to temporary
+    /// files. With batches of at most 4 MiB, two fetched ahead, this is what bounds peak memory.
+    public var spoolMemory = 8 << 20
     public var spool = Spool.Options()
     /// A display name for logs and `status` (the config's account name).
     public var name: String?
@@ -63,6 +68,7 @@ public final class Transfer {
     /// Called after every side effect; a test hook throws from it to simulate a crash.
     private let afterEffect: (SideEffect) throws -> Void
     private var summary = RunSummary()
+    private let spoolBudget: SpoolBudget
     /// Prior copies claimed in this run, so two identical new messages never claim the same one.
     private var claimed: Set<SourceKey> = []
 
@@ -80,6 +86,7 @@ public final class Transfer {
         self.logger = logger
         self.onEvent = onEvent
         self.afterEffect = afterEffect
+        self.spoolBudget = SpoolBudget(limit: options.spoolMemory)
     }
 
     /// Runs the transfer and returns its figures. Messages that failed are counted, not thrown;
@@ -231,12 +238,14 @@ public final class Transfer {
                 return
             }
             guard let ledger, !deliver.isEmpty || !leftovers.isEmpty else { return }
-            if prepared == nil {
-                let target = options.targetMailbox ?? mailbox
-                prepared = (target, try await sink.prepare(mailbox: target))
-            }
             let pageWatermark = try await runBatches(deliver: deliver, leftovers: leftovers, mailbox: mailbox, info: info,
-                                                     target: prepared!, ledger: ledger)
+                                                     ledger: ledger) {
+                if let prepared { return prepared }
+                let target = options.targetMailbox ?? mailbox
+                let ready = (mailbox: target, watermark: try await sink.prepare(mailbox: target))
+                prepared = ready
+                return ready
+            }
             // The high-water mark moves only while every earlier page is settled.
             if !watermarkHeld, let mark = pageWatermark {
                 try ledger.setWatermark(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity, highestUID: mark.uid)
@@ -255,11 +264,12 @@ public final class Transfer {
     }
 
     /// Runs the state machine over one page; returns where the high-water mark may move.
+    /// - Parameter prepareTarget: readies the target mailbox (the first time); called while the
+    ///   first batch is being fetched.
     private func runBatches(deliver: [ListedMessage], leftovers: [ListedMessage], mailbox: String, info: MailboxInfo,
-                            target: (mailbox: String, watermark: TargetWatermark),
-                            ledger: Ledger) async throws -> (uid: UInt32, pageSettled: Bool)? {
-        let targetMailbox = target.mailbox
-        let watermark = target.watermark
+                            ledger: Ledger,
+                            prepareTarget: () async throws -> (mailbox: String, watermark: TargetWatermark))
+        async throws -> (uid: UInt32, pageSettled: Bool)? {
         let uidValidity = info.uidValidity
         // Content reconciliation only across a UIDVALIDITY change and never when deleting (see
         // `prepare`); when the ledger holds nothing under another UIDVALIDITY, no query per message.
@@ -277,15 +287,60 @@ public final class Transfer {
         // The next batch is fetched while this one is delivered: fetching only reads the source, and
         // nothing about a prefetched batch is recorded until its turn comes. The source is never
         // used by two tasks at once: the runner waits for the prefetch before any other call on it.
-        var prefetch: (range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)?
-        // While the sink flushes a batch, the next one's intents are committed (`pending` before
-        // delivery is all the protocol asks; if this batch's flush fails they stay pending and
-        // recovery finds them absent). The ledger's fsync then overlaps the server's work.
         var early: (range: Range<Int>, task: Task<Handoff<EarlyBatch>, Error>)?
+        // Up to `prefetchDepth` batches are fetched ahead, one after another on the one connection,
+        // so a small batch's short flush does not leave the next fetch waiting.
+        var ahead: [(range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)] = []
+        func startPrefetch(_ wanted: Range<Int>? = nil) {
+            guard options.prefetch else { return }
+            var next = wanted ?? (ahead.last.map { machine.batch(after: $0.range) } ?? machine.upcomingBatch)
+            // What the batches in hand may hold in memory (a message over the spool's memory
+            // limit goes to its file): a further batch is fetched ahead only if the spool budget
+            // has room for it, so fetching ahead never pushes spools onto disk.
+            func inMemory(_ r: Range<Int>) -> Int {
+                machine.messages[r].reduce(0) { $0 + min($1.size ?? 0, options.spool.memoryLimit) }
+            }
+            var held = inMemory(machine.batchIndices) + ahead.reduce(0) { $0 + inMemory($1.range) }
+                + (early.map { inMemory($0.range) } ?? 0)
+            while ahead.count + (early == nil ? 0 : 1) < options.prefetchDepth, let range = next {
+                let bytes = inMemory(range)
+                if !ahead.isEmpty || early != nil, held + bytes > options.spoolMemory { break }
+                held += bytes
+                let source = Handoff(self.source)
+                let messages = Array(machine.messages[range])
+                let spoolOptions = self.spoolOptions
+                let before = ahead.last?.task
+                ahead.append((range, Task {
+                    if let before { _ = await before.result }
+                    return Handoff(try await source.value.fetch(messages, mailbox: mailbox) { Spool(options: spoolOptions) })
+                }))
+                next = machine.batch(after: range)
+            }
+        }
+        func drainAhead() async {
+            for p in ahead { _ = await p.task.result }
+        }
+
+        var action = machine.start()
+        // The first batch is fetched while the target is readied (connecting, logging in, SELECT).
+        if case let .fetch(range) = action { startPrefetch(range) }
+        let target: (mailbox: String, watermark: TargetWatermark)
+        do {
+            target = try await prepareTarget()
+        } catch {
+            await drainAhead()
+            throw error
+        }
+        let targetMailbox = target.mailbox
+        let watermark = target.watermark
+
+        // While the sink flushes a batch, the next one's intents are committed (`pending` before
+        // delivery is all the protocol asks; if this batch fails they are withdrawn, and after a
+        // crash recovery finds them absent). The ledger's fsync then overlaps the server's work.
         var intentsCommitted: Range<Int>?
         func startEarlyIntents() {
-            guard let p = prefetch, early == nil, !mayReconcile else { return }
-            prefetch = nil
+            guard let p = ahead.first, early == nil, !mayReconcile else { return }
+            ahead.removeFirst()
             let range = p.range
             let keys = Handoff(range.map(key))
             let limit = sink.maxMessageSize
@@ -318,23 +373,24 @@ public final class Transfer {
                 return Handoff(batch)
             })
         }
-        func startPrefetch() {
-            guard options.prefetch, prefetch == nil, let range = machine.upcomingBatch else { return }
-            let source = Handoff(self.source)
-            let wanted = Array(machine.messages[range])
-            let spoolOptions = self.spoolOptions
-            prefetch = (range, Task {
-                Handoff(try await source.value.fetch(wanted, mailbox: mailbox) { Spool(options: spoolOptions) })
-            })
+        // Outcomes are committed while the next batch is delivered when nothing waits for them:
+        // keeping (no disposal follows) they only have to be on disk before the high-water mark
+        // moves; a crash before that leaves them `pending`, and recovery finds them at the target.
+        var lateOutcomes: Task<Void, Error>?
+        func settleOutcomes() async throws {
+            guard let t = lateOutcomes else { return }
+            lateOutcomes = nil
+            try await t.value
+            try afterEffect(.ledgerOutcomes)
         }
 
-        var action = machine.start()
         do {
         while true {
             switch action {
             case let .dispose(indices):
                 let wanted = indices.map { machine.messages[$0] }
-                if let p = prefetch { _ = await p.task.result }
+                try await settleOutcomes()
+                await drainAhead()
                 if let e = early { _ = await e.task.result }
                 do {
                     let done = Set(try await source.dispose(wanted, mailbox: mailbox, how: options.disposal))
@@ -367,9 +423,15 @@ public final class Transfer {
                         action = machine.fetched(batch.preparations)
                         continue
                     }
-                    results = batch.results  // not expected: the machine asks for the batch it announced
-                } else if let p = prefetch {
-                    prefetch = nil
+                    // Not expected (the machine asks for the batch it announced): fetch it afresh.
+                    await drainAhead()
+                    ahead.removeAll()
+                    results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
+                        Spool(options: spoolOptions)
+                    }
+                } else if let p = ahead.first {
+                    ahead.removeFirst()
+                    if p.range != range { await drainAhead(); ahead.removeAll() }
                     let fetched = try await p.task.value.value
                     if p.range == range {
                         results = fetched
@@ -484,8 +546,13 @@ public final class Transfer {
                     case nil: break
                     }
                 }
-                try ledger.record(outcomes)
-                try afterEffect(.ledgerOutcomes)
+                try await settleOutcomes()
+                if options.disposal == .keep && options.prefetch {
+                    lateOutcomes = Task { try ledger.record(outcomes) }
+                } else {
+                    try ledger.record(outcomes)
+                    try afterEffect(.ledgerOutcomes)
+                }
                 for i in indices {
                     switch machine.outcome(i) {
                     case .delivered?:
@@ -502,6 +569,7 @@ public final class Transfer {
                 action = machine.outcomesCommitted()
 
             case let .commitDisposed(indices):
+                try await settleOutcomes()
                 try ledger.markDisposed(indices.map(key), how: options.disposal)
                 try afterEffect(.ledgerDisposed)
                 action = machine.disposedCommitted()
@@ -515,7 +583,8 @@ public final class Transfer {
                 action = machine.watermarkMoved()
 
             case let .finished(error):
-                if let p = prefetch { _ = await p.task.result }
+                try await settleOutcomes()
+                await drainAhead()
                 if let e = early, case let .success(batch) = await e.task.result {
                     // The batch stopped before the one whose intents were committed early: those
                     // were never attempted. Withdrawn as temporary failures, as the state machine
@@ -543,8 +612,9 @@ public final class Transfer {
             }
         }
         } catch {
-            if let p = prefetch { _ = await p.task.result }
+            await drainAhead()
             if let e = early { _ = await e.task.result }
+            if let t = lateOutcomes { _ = await t.result }
             throw error
         }
     }
@@ -552,6 +622,7 @@ public final class Transfer {
     private var spoolOptions: Spool.Options {
         var o = options.spool
         o.normalizeToCRLF = sink.requiresCRLF
+        if o.budget == nil { o.budget = spoolBudget }
         return o
     }
 

@@ -290,6 +290,12 @@ public struct TransferStateMachine: Sendable {
         return batchRange(from: next)
     }
 
+    /// The batch the machine will ask for after `range` (one of its batches), if all goes well.
+    public func batch(after range: Range<Int>) -> Range<Int>? {
+        guard fatal == nil else { return nil }
+        return batchRange(from: range.upperBound)
+    }
+
     private mutating func finish() -> Action {
         if pendingWatermark, let mark = watermark() {
             pendingWatermark = false

@@ -46,6 +46,10 @@ public enum InternalDate {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return String(format: "%02d-%@-%04d %02d:%02d:%02d +0000", d, months[m - 1], y, secs / 3600, secs / 60 % 60, secs % 60)
+        // Written by hand: String(format:) goes through Foundation and showed in profiles of APPEND.
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : String(n) }
+        let year = String(y)
+        return two(d) + "-" + months[m - 1] + "-" + String(repeating: "0", count: max(0, 4 - year.count)) + year + " "
+            + two(secs / 3600) + ":" + two(secs / 60 % 60) + ":" + two(secs % 60) + " +0000"
     }
 }

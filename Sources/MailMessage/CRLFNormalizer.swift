@@ -17,6 +17,29 @@ public struct CRLFNormalizer: Sendable {
 
     public init() {}
 
+    /// Appends `bytes` to `out` with every bare LF preceded by a CR; returns whether it added any.
+    @discardableResult
+    public mutating func normalize(_ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) -> Bool {
+        var added = false
+        var runStart = 0
+        var i = 0
+        guard let base = bytes.baseAddress else { return false }
+        while i < bytes.count, let hit = memchr(base + i, 0x0A, bytes.count - i) {
+            let j = base.distance(to: UnsafeRawPointer(hit))
+            let prevCR = j == 0 ? lastWasCR : bytes[j - 1] == UInt8(ascii: "\r")
+            if !prevCR {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<j]))
+                out.writeInteger(UInt8(ascii: "\r"))
+                runStart = j
+                added = true
+            }
+            i = j + 1
+        }
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
+        if let last = bytes.last { lastWasCR = last == UInt8(ascii: "\r") }
+        return added
+    }
+
     /// Returns `chunk` with every bare LF preceded by a CR. Returns the input itself when it needs no change.
     public mutating func normalize(_ chunk: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         // Most messages from a server are CRLF already: jump from LF to LF (memchr) and look at

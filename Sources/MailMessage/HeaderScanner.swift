@@ -92,9 +92,41 @@ public struct HeaderScanner: Sendable {
 
     /// The `Message-ID` with its angle brackets, or nil when the message has none.
     public var messageID: String? {
-        guard let raw = value(of: "Message-ID") else { return nil }
+        guard let raw = firstValue(lowercasedName: Array("message-id".utf8)) else { return nil }
         let trimmed = raw.trimmingSpaces()
         return trimmed.isEmpty ? nil : trimmed
+    }
+
+    /// The first value of a field, found by scanning the collected bytes for a line that starts
+    /// with the name (ASCII, any case) and a colon; unfolded. Asked for every message, so it does
+    /// not build every field as `fields` does.
+    private func firstValue(lowercasedName name: [UInt8]) -> String? {
+        var i = 0
+        let n = collected.count
+        while i < n {
+            // `i` is at a line start.
+            var j = 0
+            while j < name.count, i + j < n, collected[i + j] | 0x20 == name[j] { j += 1 }
+            if j == name.count, i + j < n, collected[i + j] == UInt8(ascii: ":") {
+                var value: [UInt8] = []
+                var k = i + j + 1
+                while k < n {
+                    if collected[k] == UInt8(ascii: "\n") {
+                        // A continuation line starts with a space or a tab.
+                        guard k + 1 < n, collected[k + 1] == UInt8(ascii: " ") || collected[k + 1] == UInt8(ascii: "\t") else { break }
+                        value.append(UInt8(ascii: " "))
+                        k += 2
+                        continue
+                    }
+                    value.append(collected[k])
+                    k += 1
+                }
+                return String(decoding: value, as: UTF8.self)
+            }
+            guard let lf = collected[i...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            i = lf + 1
+        }
+        return nil
     }
 
     /// The `Date` header as written.

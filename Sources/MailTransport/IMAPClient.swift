@@ -43,7 +43,11 @@ public final class IMAPClient {
     private var buffer = ByteBuffer()
     private var tagNumber = 0
     private var trace: ProtocolTrace
-    public private(set) var capabilities: [String] = []
+    public private(set) var capabilities: [String] = [] {
+        didSet { capabilitySet = Set(capabilities.map { $0.uppercased() }) }
+    }
+    /// The capabilities upper-cased, for `has` (asked for every APPENDed message).
+    private var capabilitySet: Set<String> = []
     public private(set) var encoder = IMAPCommandEncoder()
     public private(set) var selected: SelectedMailbox?
     /// Untagged EXISTS seen since the last command (IDLE and NOOP report new mail this way).
@@ -99,7 +103,7 @@ public final class IMAPClient {
     }
 
     public func has(_ capability: String) -> Bool {
-        capabilities.contains { $0.caseInsensitiveCompare(capability) == .orderedSame }
+        capabilitySet.contains(capability.uppercased())
     }
 
     /// `APPENDLIMIT=n` from the capabilities, if the server announced one.

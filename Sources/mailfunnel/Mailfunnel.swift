@@ -29,18 +29,21 @@ struct Mailfunnel: AsyncParsableCommand {
 }
 
 /// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and memory freed
-/// in one is not reused by another; with NIO's and the concurrency pool's threads passing message
-/// buffers between them, that fragmentation was a third of the peak RSS. Two arenas, and a fixed
-/// mmap threshold (glibc otherwise raises it after each large free, so big buffers stay in the
-/// heap), keep the peak close to what is live. Set before any thread starts.
+/// in one is not reused by another. Messages are spooled on one thread and freed on another, so
+/// each arena grew to its own high-water mark: one arena took 9 MB off the peak of an mbox import
+/// (62 → 53 MB for 5,000 messages) at no cost in time we could measure. A fixed mmap threshold
+/// (glibc otherwise raises it after each large free, keeping big buffers in the heap) does the
+/// rest. Set before any thread starts; MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ still win.
 private func limitMallocArenas() {
     #if canImport(Glibc)
     // mallopt is declared in <malloc.h>, which Swift's Glibc module leaves out.
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
     let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-    _ = mallopt(-8 /* M_ARENA_MAX */, 2)
-    _ = mallopt(-3 /* M_MMAP_THRESHOLD */, 256 << 10)
+    // glibc's own MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ settings, when given, win.
+    let env = ProcessInfo.processInfo.environment
+    if env["MALLOC_ARENA_MAX"] == nil { _ = mallopt(-8 /* M_ARENA_MAX */, 1) }
+    if env["MALLOC_MMAP_THRESHOLD_"] == nil { _ = mallopt(-3 /* M_MMAP_THRESHOLD */, 256 << 10) }
     #endif
 }
 

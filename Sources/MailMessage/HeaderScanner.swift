@@ -86,8 +86,7 @@ public struct HeaderScanner: Sendable {
 
     /// The first value of a header field, by case-insensitive name.
     public func value(of name: String) -> String? {
-        let lowered = name.lowercased()
-        return fields.first { $0.name.lowercased() == lowered }?.value
+        firstValue(lowercasedName: Array(name.lowercased().utf8))?.trimmingSpaces()
     }
 
     /// The `Message-ID` with its angle brackets, or nil when the message has none.
@@ -98,8 +97,8 @@ public struct HeaderScanner: Sendable {
     }
 
     /// The first value of a field, found by scanning the collected bytes for a line that starts
-    /// with the name (ASCII, any case) and a colon; unfolded. Asked for every message, so it does
-    /// not build every field as `fields` does.
+    /// with the name (ASCII, any case) and a colon; unfolded, not trimmed. Asked for every message,
+    /// so it does not build every field as `fields` does.
     private func firstValue(lowercasedName name: [UInt8]) -> String? {
         var i = 0
         let n = collected.count

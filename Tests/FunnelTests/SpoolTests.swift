@@ -27,6 +27,28 @@ struct SpoolTests {
         #expect(try m.collect() == bytes)
     }
 
+    /// Spools sharing a budget keep no more than it in memory: the one that would go over it
+    /// writes to its file, and the budget is given back when a message is gone.
+    @Test func aSharedBudgetBoundsWhatSpoolsHoldInMemory() throws {
+        let dir = try TemporaryDirectory()
+        let budget = SpoolBudget(limit: 100_000)
+        let options = Spool.Options(directory: dir.path, memoryLimit: 1 << 20, budget: budget)
+        let a = Array(repeating: UInt8(ascii: "a"), count: 60_000)
+        let b = Array(repeating: UInt8(ascii: "b"), count: 60_000)
+        var first: SpooledMessage? = try spool(a, chunk: 7_000, options: options).1
+        #expect(first?.isOnDisk == false)
+        #expect(budget.inUse >= 60_000)
+        let (s2, second) = try spool(b, chunk: 7_000, options: options)
+        #expect(s2.isOnDisk && second.isOnDisk)  // 60,000 more would pass 100,000
+        #expect(try second.collect() == b)
+        #expect(try first?.collect() == a)
+        first = nil
+        #expect(budget.inUse == 0)
+        let (s3, third) = try spool(b, chunk: 7_000, options: options)
+        #expect(!s3.isOnDisk && !third.isOnDisk)  // room again
+        #expect(budget.inUse <= 100_000)
+    }
+
     @Test func largeMessagesGoToAFileAndComeBackWhole() throws {
         let dir = try TemporaryDirectory()
         var rng = SplitMix(seed: 7)

@@ -94,6 +94,52 @@ struct CRLFNormalizerTests {
         let input = ByteBuffer(string: "one\r\ntwo\r\n")
         #expect(n.normalize(input) == input)
     }
+
+    /// The raw-pointer path writes straight into the destination, and says whether it added a CR.
+    @Test(arguments: [1, 2, 3, 7, 1000])
+    func normalisesRawBytesIntoABuffer(chunk: Int) {
+        let text = Array("a\nb\r\nc\n\nd\r".utf8) + Array("\nx\n".utf8)
+        var n = CRLFNormalizer()
+        var out = ByteBuffer()
+        var added = false
+        var i = 0
+        while i < text.count {
+            let end = min(text.count, i + chunk)
+            text[i..<end].withUnsafeBytes { added = n.normalize($0, into: &out) || added }
+            i = end
+        }
+        #expect(String(buffer: out) == "a\r\nb\r\nc\r\n\r\nd\r\nx\r\n")
+        #expect(added)
+        var m = CRLFNormalizer()
+        var same = ByteBuffer()
+        let changed = Array("one\r\ntwo\r\n".utf8).withUnsafeBytes { m.normalize($0, into: &same) }
+        #expect(!changed && String(buffer: same) == "one\r\ntwo\r\n")
+    }
+}
+
+struct HeaderLookupTests {
+    /// `value(of:)` scans for the one field: any case, first occurrence, unfolded and trimmed, and
+    /// never a field whose name only starts with the one asked for.
+    @Test(arguments: [1, 5, 1000])
+    func findsOneFieldByName(chunk: Int) {
+        let h = HeaderScannerTests.scan("""
+            Message-ID-Extra: <wrong@x>\r
+            return-path:   <bounce@example.org>  \r
+            Subject: first\r
+            \tfolded on\r
+            SUBJECT: second\r
+            Message-Id: <right@x>\r
+            \r
+            Return-Path: <body@x>\r
+
+            """, chunk: chunk)
+        #expect(h.value(of: "Return-Path") == "<bounce@example.org>")
+        #expect(h.value(of: "subject") == "first folded on")
+        #expect(h.messageID == "<right@x>")
+        #expect(h.value(of: "X-Missing") == nil)
+        // The scan agrees with the full parse.
+        #expect(h.value(of: "Subject") == h.fields.first { $0.name.lowercased() == "subject" }?.value)
+    }
 }
 
 struct MessageFlagsTests {

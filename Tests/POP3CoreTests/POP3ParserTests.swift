@@ -90,6 +90,12 @@ struct POP3ParserTests {
                     events: [.ok("Marked to be deleted."), .ok("Marked to be deleted."), .ok("Logging out, messages deleted.")]),
         POP3Fixture(name: "a failed RETR has no body", wire: "-ERR There's no message 9.\r\n+OK\r\n", expectations: [.body, .single],
                     events: [.err(code: nil, text: "There's no message 9."), .ok("")]),
+        // Pipelined RETRs: replies back to back in one stream, a refusal between two bodies, and
+        // a body whose stuffed-dot line follows a run of ordinary lines.
+        POP3Fixture(name: "pipelined RETRs", wire: "+OK\r\na\r\nb\r\n..c\r\n.\r\n-ERR [SYS/TEMP] busy\r\n+OK\r\nd\r\n.\r\n",
+                    expectations: [.body, .body, .body],
+                    events: [.ok(""), .body("a\r\nb\r\n.c\r\n"), .end, .err(code: "SYS/TEMP", text: "busy"),
+                             .ok(""), .body("d\r\n"), .end]),
     ]
 
     @Test(arguments: fixtures)

@@ -112,9 +112,7 @@ public struct AccountService: Service {
 
     /// The ledger's name for the account: its source URL without secrets or folder.
     var sourceIdentity: String {
-        var u = job.source
-        if [.imap, .imaps].contains(u.scheme) { u.path = "" }
-        return u.description
+        [.imap, .imaps].contains(job.source.scheme) ? job.source.accountIdentity : job.source.description
     }
 
     /// One import pass, under the concurrency limit. Returns whether it went through, and how long

@@ -31,9 +31,7 @@ public final class IMAPSink: MailSink {
 
     public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) {
         self.url = url
-        var bare = url
-        bare.path = ""
-        self.identity = bare.description
+        self.identity = url.accountIdentity
         self.endpoint = endpoint
         self.credentials = credentials
         self.logger = logger

@@ -29,9 +29,7 @@ public final class IMAPSource: MailSource {
     /// - Parameter readOnly: EXAMINE instead of SELECT (when keeping everything at the source).
     public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, readOnly: Bool, logger: Logger) {
         self.url = url
-        var bare = url
-        bare.path = ""
-        self.identity = bare.description
+        self.identity = url.accountIdentity
         self.endpoint = endpoint
         self.credentials = credentials
         self.readOnly = readOnly

@@ -116,6 +116,13 @@ public struct MailURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The canonical form: the ledger's account or target identity. Local paths are made absolute.
+    /// The URL without its folder: the account, as sources and targets key the ledger by it.
+    public var accountIdentity: String {
+        var bare = self
+        bare.path = ""
+        return bare.description
+    }
+
     public var description: String {
         switch scheme {
         case .maildir, .mbox:

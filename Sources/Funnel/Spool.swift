@@ -96,20 +96,18 @@ public final class Spool {
     /// Adds the next chunk of the message.
     public func append(_ chunk: ByteBuffer) throws {
         let bytes = options.normalizeToCRLF ? normalizer.normalize(chunk) : chunk
-        if options.normalizeToCRLF && (sourceHasher != nil || bytes.readableBytes != chunk.readableBytes) {
-            if sourceHasher == nil { sourceHasher = hasher }  // identical up to this chunk
-            chunk.withUnsafeReadableBytes { sourceHasher!.update(bufferPointer: $0) }
+        if options.normalizeToCRLF {
+            chunk.withUnsafeReadableBytes { hashSource($0, changed: bytes.readableBytes != chunk.readableBytes) }
         }
         try store(bytes)
     }
 
-    /// Adds bytes already normalised from `source` (the raw path's spill case).
-    private func append(_ bytes: ByteBuffer, normalized: Bool, source: UnsafeRawBufferPointer) throws {
-        if sourceHasher != nil || bytes.readableBytes != source.count {
-            if sourceHasher == nil { sourceHasher = hasher }
-            sourceHasher!.update(bufferPointer: source)
-        }
-        try store(bytes)
+    /// Keeps the hash of the bytes as they came in apart from `hasher` from the first chunk that
+    /// normalising changed (until then the two are the same, and `hasher` serves both).
+    private func hashSource(_ source: UnsafeRawBufferPointer, changed: Bool) {
+        guard sourceHasher != nil || changed else { return }
+        if sourceHasher == nil { sourceHasher = hasher }  // identical up to this chunk
+        sourceHasher!.update(bufferPointer: source)
     }
 
     /// Hashes, scans and keeps bytes that are as they will be delivered.
@@ -137,15 +135,11 @@ public final class Spool {
             guard file == nil, memory.readableBytes + grown <= options.memoryLimit,
                   mayHold(max(memory.readableBytes + grown, memory.capacity)) else {
                 var buffer = ByteBufferAllocator().buffer(capacity: grown)
-                normalizer.normalize(bytes, into: &buffer)
-                return try append(buffer, normalized: true, source: bytes)
+                hashSource(bytes, changed: normalizer.normalize(bytes, into: &buffer))
+                return try store(buffer)
             }
             let start = memory.writerIndex
-            let changed = normalizer.normalize(bytes, into: &memory)
-            if sourceHasher != nil || changed {
-                if sourceHasher == nil { sourceHasher = hasher }
-                sourceHasher!.update(bufferPointer: bytes)
-            }
+            hashSource(bytes, changed: normalizer.normalize(bytes, into: &memory))
             let added = memory.writerIndex - start
             memory.withUnsafeReadableBytes { all in
                 let fresh = UnsafeRawBufferPointer(rebasing: all[(all.count - added)...])

@@ -284,12 +284,13 @@ public final class Transfer {
                       ident: machine.messages[i].ident)
         }
 
-        // The next batch is fetched while this one is delivered: fetching only reads the source, and
-        // nothing about a prefetched batch is recorded until its turn comes. The source is never
-        // used by two tasks at once: the runner waits for the prefetch before any other call on it.
+        // The batch whose intents are committed while the one before it is flushed (see below).
         var early: (range: Range<Int>, task: Task<Handoff<EarlyBatch>, Error>)?
-        // Up to `prefetchDepth` batches are fetched ahead, one after another on the one connection,
-        // so a small batch's short flush does not leave the next fetch waiting.
+        // The next batches are fetched while this one is delivered: fetching only reads the source,
+        // and nothing about a prefetched batch is recorded until its turn comes. Up to
+        // `prefetchDepth` are fetched ahead, one after another on the one connection, so a small
+        // batch's short flush does not leave the next fetch waiting. The source is never used by
+        // two tasks at once: the runner waits for the fetches ahead before any other call on it.
         var ahead: [(range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)] = []
         func startPrefetch(_ wanted: Range<Int>? = nil) {
             guard options.prefetch else { return }

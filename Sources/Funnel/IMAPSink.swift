@@ -44,6 +44,11 @@ public final class IMAPSink: MailSink {
         return c
     }
 
+    /// Logs in and learns the folder names (LIST).
+    public func connect() async throws {
+        _ = try await wireName("INBOX")
+    }
+
     /// The name on the wire for an engine mailbox name (`/`-separated, decoded).
     func wireName(_ mailbox: String) async throws -> String {
         let c = try await session()

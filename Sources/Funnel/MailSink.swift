@@ -12,6 +12,10 @@ public protocol MailSink: AnyObject {
     /// The largest message the target accepts (IMAP APPENDLIMIT, SMTP SIZE); nil when unlimited.
     var maxMessageSize: Int? { get }
 
+    /// Opens the session (connects, logs in) before anything is asked of it, so it can go on while
+    /// the source is read. Errors are those `prepare` would throw.
+    func connect() async throws
+
     /// Readies `mailbox` (creating it when missing) and returns what recovery needs to find
     /// later deliveries there (for IMAP, UIDVALIDITY and UIDNEXT).
     func prepare(mailbox: String) async throws -> TargetWatermark
@@ -32,6 +36,10 @@ public protocol MailSink: AnyObject {
     func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence
 
     func close() async throws
+}
+
+extension MailSink {
+    public func connect() async throws {}
 }
 
 /// What `deliver` did with a message.

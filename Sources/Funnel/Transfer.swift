@@ -45,13 +45,19 @@ public struct TransferOptions: Sendable {
     /// Fetch the next batches while the current one is delivered.
     public var prefetch = true
     /// How many batches may be fetched ahead of the one being delivered.
-    public var prefetchDepth = 2
+    public var prefetchDepth = 3
     /// What the spools of this transfer may hold in memory together; the rest goes to temporary
-    /// files. With batches of at most 4 MiB, two fetched ahead, this is what bounds peak memory.
-    public var spoolMemory = 8 << 20
+    /// files. With batches of at most 4 MiB, this is what bounds peak memory. 12 MiB rather than 8:
+    /// the fetch of a batch of large messages can take longer than the APPEND of the one before,
+    /// and a third batch in hand absorbs it (IMAP → IMAP, 5,000 messages: 0.84 → 0.74 s, +5 MB).
+    public var spoolMemory = 12 << 20
     public var spool = Spool.Options()
     /// A display name for logs and `status` (the config's account name).
     public var name: String?
+    /// Connect to the target while the source is connected and listed, rather than when the first
+    /// batch is fetched: for `import`, which has work to do. Not for the daemon, whose passes
+    /// mostly find nothing new and should not log in to the target for nothing.
+    public var connectTargetEarly = false
 
     public init() {}
 }
@@ -71,6 +77,8 @@ public final class Transfer {
     private let spoolBudget: SpoolBudget
     /// Prior copies claimed in this run, so two identical new messages never claim the same one.
     private var claimed: Set<SourceKey> = []
+    /// The target's session being opened (`connectTargetEarly`); awaited before the sink's first use.
+    private var targetConnecting: Task<Void, Error>?
 
     /// - Parameter ledger: nil only for a dry run on a ledger that does not exist yet.
     public init(source: MailSource, sink: MailSink, ledger: Ledger?, options: TransferOptions,
@@ -107,6 +115,10 @@ public final class Transfer {
             let spent = ledger.busyTime - ledgerBefore
             summary.ledgerSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
         }
+        if options.connectTargetEarly && !options.dryRun {
+            let sink = Handoff(self.sink)
+            targetConnecting = Task { try await sink.value.connect() }
+        }
         let runID = options.dryRun ? nil : try ledger.beginRun(
             account: source.identity, name: options.name ?? source.identity, target: sink.identity)
         do {
@@ -120,8 +132,14 @@ public final class Transfer {
                                         how: options.disposal)
                 try afterEffect(.ledgerDisposed)
             }
+            if let t = targetConnecting {
+                // Never needed: nothing to deliver. Its failure is not this run's.
+                targetConnecting = nil
+                _ = await t.result
+            }
             try await sink.close()
         } catch {
+            targetConnecting?.cancel()
             summary.seconds = Date().timeIntervalSince(started)
             settleLedgerTime()
             if let runID, !(error is CancellationError) {
@@ -145,6 +163,7 @@ public final class Transfer {
     func recover(_ ledger: Ledger) async throws {
         let pending = try ledger.pending(account: source.identity)
         guard !pending.isEmpty else { return }
+        try await targetConnected()
         var outcomes: [DeliveryOutcome] = []
         var found: Set<String> = []
         for record in pending {
@@ -166,6 +185,13 @@ public final class Transfer {
         }
         try ledger.record(outcomes)
         try afterEffect(.ledgerRecovery)
+    }
+
+    /// Waits for the early connection to the target, if one was started; its error is the sink's.
+    private func targetConnected() async throws {
+        guard let t = targetConnecting else { return }
+        targetConnecting = nil
+        try await t.value
     }
 
     // MARK: mailboxes
@@ -242,6 +268,7 @@ public final class Transfer {
                                                      ledger: ledger) {
                 if let prepared { return prepared }
                 let target = options.targetMailbox ?? mailbox
+                try await targetConnected()
                 let ready = (mailbox: target, watermark: try await sink.prepare(mailbox: target))
                 prepared = ready
                 return ready

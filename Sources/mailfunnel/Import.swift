@@ -105,6 +105,7 @@ extension Mailfunnel {
         private func runJobs(logger: Logger) async throws -> ExitStatus {
             var base = TransferOptions()
             base.dryRun = dryRun
+            base.connectTargetEarly = true
             if let a = afterDelivery, let d = Disposal(rawValue: a) { base.disposal = d }
             base.targetMailbox = into
             base.mailboxes = folders.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }

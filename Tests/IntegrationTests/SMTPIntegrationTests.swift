@@ -59,6 +59,44 @@ extension Dovecot {
         #expect(digests(try await received()) == digests(messages.map(\.bytes) + messages.map(\.bytes)))
     }
 
+    /// A batch goes pipelined (Postfix has PIPELINING and CHUNKING). Two messages in it are
+    /// refused: one after its data, one for its sender (at RCPT, so its BDAT is refused too). The
+    /// refused ones are sent again alone after RSET (a server may keep a refused transaction open
+    /// and refuse the next MAIL for it; Postfix does not): the two at fault fail, permanently, and
+    /// every other message arrives once.
+    @Test func refusalsInAPipelinedBatchAreEachMessagesOwn() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var messages: [[UInt8]] = []
+        for i in 0..<7 {
+            var text = ""
+            if i == 3 { text += "Return-Path: <refused@mailfunnel.test>\n" }
+            text += "From: a\(i)@example.org\nTo: target@localhost\nSubject: pipelined \(i)\nMessage-ID: <pipelined-\(i)@test>\n"
+            if i == 1 { text += "X-MailFunnel-Test: refuse\n" }
+            text += "\nbody \(i)\n" + String(repeating: "line \(i)\n", count: 50 * i)
+            messages.append(Array(text.utf8))
+        }
+        var mbox: [UInt8] = []
+        for m in messages { mbox += Array("From a@b Sat Jan  3 01:05:34 2004\n".utf8) + m + [0x0A] }
+        FileManager.default.createFile(atPath: "\(dir)/in.mbox", contents: Data(mbox))
+        let args = ["import", "mbox:\(dir)/in.mbox", try smtp("source"), "--envelope-to", "target@localhost", "--ledger", "\(dir)/l.sqlite",
+                    "--json", "--ca-file", servers.caFile, "--target-password-file", try servers.passwordFile("source", in: dir)]
+        let first = try mailfunnel(args)
+        #expect(first.status == 65, "stderr: \(first.stderr)")
+        #expect(jsonSummary(first.stdout)["delivered"] as? Int == 5)
+        #expect(jsonSummary(first.stdout)["failed"] as? Int == 2)
+        #expect(jsonSummary(first.stdout)["deferred"] as? Int == 0)
+        #expect(first.stderr.contains("message refused by the MailFunnel test Postfix"), "stderr: \(first.stderr)")
+        #expect(first.stderr.contains("sender refused by the MailFunnel test Postfix"), "stderr: \(first.stderr)")
+        let expected = [0, 2, 4, 5, 6].map { crlf(messages[$0]) }
+        #expect(digests(try await received()) == digests(expected))
+        // Again: the two refused are tried again (permanent failures get a few tries); nothing else moves.
+        let second = try mailfunnel(args)
+        #expect(jsonSummary(second.stdout)["delivered"] as? Int == 0)
+        #expect(jsonSummary(second.stdout)["failed"] as? Int == 2)
+        #expect(digests(try await received()) == digests(expected))
+    }
+
     @Test func usageAndLoginErrors() throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

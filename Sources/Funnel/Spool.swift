@@ -58,15 +58,28 @@ public final class Spool {
         self.memory = ByteBufferAllocator().buffer(capacity: 0)
     }
 
+    /// What a message of `expectedSize` announced bytes will hold in memory once spooled: the
+    /// buffer `reserve` asks for, as NIO allocates it (a power of two); nothing for one that goes
+    /// to its file. What prefetching plans with, so the plan matches the budget.
+    public static func memoryCost(expectedSize: Int, options: Options) -> Int {
+        guard expectedSize <= options.memoryLimit else { return 0 }
+        let capacity = reservation(expectedSize, options: options)
+        return capacity <= 1 ? capacity : 1 << (Int.bitWidth - (capacity - 1).leadingZeroBitCount)
+    }
+
+    /// Normalising may add a CR per line: room for that (mbox lines of 40+ bytes).
+    private static func reservation(_ expectedSize: Int, options: Options) -> Int {
+        min(options.memoryLimit, expectedSize + (options.normalizeToCRLF ? expectedSize / 32 + 64 : 0))
+    }
+
     /// Says how large the message will be (when the source knows), so the in-memory copy is
-    /// allocated once at its size instead of growing by doubling.
+    /// allocated once instead of growing by doubling.
     public func reserve(_ expectedSize: Int) {
         guard file == nil, expectedSize > memory.capacity, expectedSize <= options.memoryLimit else { return }
-        // Normalising may add a CR per line: leave room for that (mbox lines of 40+ bytes).
-        let capacity = min(options.memoryLimit, expectedSize + (options.normalizeToCRLF ? expectedSize / 32 + 64 : 0))
-        guard mayHold(capacity) else { return }
+        let capacity = Self.reservation(expectedSize, options: options)
+        guard mayHold(Self.memoryCost(expectedSize: expectedSize, options: options)) else { return }
         if memory.readableBytes == 0 {
-            // A fresh buffer of exactly this size: growing one would round up to a power of two.
+            // A fresh buffer: growing one would copy it at every doubling.
             memory = ByteBufferAllocator().buffer(capacity: capacity)
         } else {
             memory.reserveCapacity(capacity)

@@ -345,45 +345,32 @@ public final class IMAPClient {
         precondition(items.count == 1 || has("MULTIAPPEND"), "several messages in one APPEND need MULTIAPPEND")
         let tag = nextTag()
         // With LITERAL+ nothing waits for the server, so the command, each message's head and its
-        // bytes are gathered into writes of about 256 KiB: full TLS records and one event-loop hop
-        // per write rather than several per message.
-        var outbox = connection.allocator.buffer(capacity: 256 << 10)
-        func drain() async throws {
-            guard outbox.readableBytes > 0 else { return }
-            try await connection.write(outbox)
-            outbox.clear()
-        }
+        // bytes go out gathered.
+        var outbox = Outbox(connection)
         func queue(_ chunks: [CommandChunk]) async throws {
             if chunks.contains(where: { if case .waitForContinuation = $0 { return true } else { return false } }) {
-                try await drain()
+                try await outbox.drain()
                 try await send(chunks, tag: tag, sensitive: false)
                 return
             }
             for case let .bytes(bytes) in chunks {
                 if trace.isEnabled { trace.client(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)) }
-                outbox.writeBytes(bytes)
+                outbox.write(bytes)
             }
         }
         try await queue(encoder.appendStart(tag: tag, mailbox: mailbox))
         for item in items {
             try await queue(encoder.appendItem(flags: item.flags, date: item.date, size: item.body.size))
-            var offset = 0
-            while offset < item.body.size {
-                var chunk = try item.body.readChunk(at: offset, maxLength: 256 << 10)
-                guard chunk.readableBytes > 0 else { break }
-                offset += chunk.readableBytes
-                if chunk.readableBytes >= 128 << 10 {
-                    try await drain()
-                    try await connection.write(chunk)
-                } else {
-                    outbox.writeBuffer(&chunk)
-                    if outbox.readableBytes >= 256 << 10 { try await drain() }
-                }
+            let written = try await outbox.write(item.body)
+            guard written == item.body.size else {
+                // The literal's length is on the wire already: the stream cannot be mended.
+                await connection.close()
+                throw TransportError.messageCutShort(endpoint: endpoint.description, size: item.body.size, sent: written)
             }
             trace.client("<\(item.body.size) bytes of message>")
         }
         try await queue(encoder.appendEnd())
-        try await drain()
+        try await outbox.drain()
         let done = try await collect(tag: tag, name: "APPEND", mailbox: mailbox, onUntagged: { _ in }, onFetch: { _ in })
         if case let .appendUID(validity, uids)? = done.code { return (validity, uids.uids) }
         return nil

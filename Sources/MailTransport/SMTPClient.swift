@@ -213,12 +213,7 @@ public final class SMTPClient {
         -> (answered: [Result<SMTPReply, SMTPError>], lost: Error?) {
         precondition(canPipelineMessages)
         var answered: [Result<SMTPReply, SMTPError>] = []
-        var outbox = connection.allocator.buffer(capacity: 256 << 10)
-        func drain() async throws {
-            guard outbox.readableBytes > 0 else { return }
-            try await connection.write(outbox)
-            outbox.clear()
-        }
+        var outbox = Outbox(connection)
         func readAnswer() async throws {
             // MAIL, RCPT, BDAT: three replies, always (a refused MAIL makes RCPT and BDAT 503).
             var refusal: SMTPError?
@@ -242,30 +237,19 @@ public final class SMTPClient {
                 }
                 let commands = [mail, "RCPT TO:<\(e.to)>", "BDAT \(size) LAST"]
                 if trace.isEnabled { for c in commands { trace.client(c) } }
-                outbox.writeString(commands.joined(separator: "\r\n") + "\r\n")
-                var offset = 0
-                while offset < size {
-                    var chunk = try e.message.readChunk(at: offset, maxLength: 256 << 10)
-                    guard chunk.readableBytes > 0 else { break }
-                    offset += chunk.readableBytes
-                    if chunk.readableBytes >= 128 << 10 {
-                        try await drain()
-                        try await connection.write(chunk)
-                    } else {
-                        outbox.writeBuffer(&chunk)
-                        if outbox.readableBytes >= 256 << 10 { try await drain() }
-                    }
-                }
-                guard offset == size else {
-                    throw SMTPError.protocolViolation(server: endpoint.description, detail: "message \(i + 1) ended at \(offset) of its \(size) bytes")
+                outbox.write(commands.joined(separator: "\r\n") + "\r\n")
+                let written = try await outbox.write(e.message)
+                guard written == size else {
+                    // BDAT's length is on the wire already: the stream cannot be mended.
+                    throw TransportError.messageCutShort(endpoint: endpoint.description, size: size, sent: written)
                 }
                 trace.client("<\(size) bytes of message>")
                 if i + 1 - answered.count > window {
-                    try await drain()
+                    try await outbox.drain()
                     while i + 1 - answered.count > window / 2 { try await readAnswer() }
                 }
             }
-            try await drain()
+            try await outbox.drain()
             while answered.count < envelopes.count { try await readAnswer() }
             return (answered, nil)
         } catch {

@@ -13,6 +13,9 @@ public enum TransportError: Error, Equatable, CustomStringConvertible {
     /// The server sent bytes after its STARTTLS answer, before TLS started: a known injection
     /// attack (CVE-2011-0411); the connection is dropped.
     case plaintextAfterStartTLS(endpoint: String)
+    /// A message being sent ended before the length announced for it (its spool was cut short);
+    /// the connection was closed, since the stream could not be mended.
+    case messageCutShort(endpoint: String, size: Int, sent: Int)
 
     public var description: String {
         switch self {
@@ -22,6 +25,7 @@ public enum TransportError: Error, Equatable, CustomStringConvertible {
         case let .tlsFailed(e, r): return "\(e): TLS failed: \(r)"
         case let .timedOut(e, w): return "\(e): no answer within \(w)"
         case let .closedByPeer(e): return "\(e): the server closed the connection"
+        case let .messageCutShort(e, size, sent): return "\(e): a message ended after \(sent) of its \(size) bytes while being sent; connection closed"
         case let .plaintextAfterStartTLS(e): return "\(e): the server sent data between its STARTTLS answer and the TLS handshake; refusing the connection (possible injection attack)"
         }
     }

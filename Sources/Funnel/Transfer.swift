@@ -119,12 +119,12 @@ public final class Transfer {
             let spent = ledger.busyTime - ledgerBefore
             summary.ledgerSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
         }
+        let runID = options.dryRun ? nil : try ledger.beginRun(
+            account: source.identity, name: options.name ?? source.identity, target: sink.identity)
         if options.connectTargetEarly && !options.dryRun {
             let sink = Handoff(self.sink)
             targetConnecting = Task { try await sink.value.connect() }
         }
-        let runID = options.dryRun ? nil : try ledger.beginRun(
-            account: source.identity, name: options.name ?? source.identity, target: sink.identity)
         do {
             if !options.dryRun { try await recover(ledger) }
             try await runMailboxes(ledger: ledger)

@@ -119,11 +119,7 @@ public final class SMTPClient {
     /// MAIL, RCPT and DATA/BDAT go in one write when the server has PIPELINING. After a refusal
     /// the transaction is reset (RSET), so the session can carry on with the next message.
     public func send(from sender: String, to recipients: [String], message: AppendBody, eightBit: Bool) async throws -> SMTPReply {
-        var mail = "MAIL FROM:<\(sender)>"
-        if extensions["SIZE"] != nil { mail += " SIZE=\(message.size)" }
-        if eightBit && extensions["8BITMIME"] != nil { mail += " BODY=8BITMIME" }
-        let needsUTF8 = ([sender] + recipients).contains { $0.utf8.contains { $0 >= 0x80 } }
-        if needsUTF8 && extensions["SMTPUTF8"] != nil { mail += " SMTPUTF8" }
+        let mail = mailCommand(from: sender, to: recipients, size: message.size, eightBit: eightBit)
         let chunking = extensions["CHUNKING"] != nil
         let commands = [mail] + recipients.map { "RCPT TO:<\($0)>" } + (chunking ? [] : ["DATA"])
         var replies: [SMTPReply] = []
@@ -229,13 +225,8 @@ public final class SMTPClient {
         do {
             for (i, e) in envelopes.enumerated() {
                 let size = e.message.size
-                var mail = "MAIL FROM:<\(e.from)>"
-                if extensions["SIZE"] != nil { mail += " SIZE=\(size)" }
-                if e.eightBit && extensions["8BITMIME"] != nil { mail += " BODY=8BITMIME" }
-                if (e.from.utf8.contains { $0 >= 0x80 } || e.to.utf8.contains { $0 >= 0x80 }) && extensions["SMTPUTF8"] != nil {
-                    mail += " SMTPUTF8"
-                }
-                let commands = [mail, "RCPT TO:<\(e.to)>", "BDAT \(size) LAST"]
+                let commands = [mailCommand(from: e.from, to: [e.to], size: size, eightBit: e.eightBit),
+                                "RCPT TO:<\(e.to)>", "BDAT \(size) LAST"]
                 if trace.isEnabled { for c in commands { trace.client(c) } }
                 outbox.write(commands.joined(separator: "\r\n") + "\r\n")
                 let written = try await outbox.write(e.message)
@@ -256,6 +247,17 @@ public final class SMTPClient {
             await connection.close()
             return (answered, error)
         }
+    }
+
+    /// MAIL FROM with the parameters the server takes: SIZE, BODY=8BITMIME, and SMTPUTF8 when
+    /// an address needs it.
+    private func mailCommand(from sender: String, to recipients: [String], size: Int, eightBit: Bool) -> String {
+        var mail = "MAIL FROM:<\(sender)>"
+        if extensions["SIZE"] != nil { mail += " SIZE=\(size)" }
+        if eightBit && extensions["8BITMIME"] != nil { mail += " BODY=8BITMIME" }
+        let needsUTF8 = ([sender] + recipients).contains { $0.utf8.contains { $0 >= 0x80 } }
+        if needsUTF8 && extensions["SMTPUTF8"] != nil { mail += " SMTPUTF8" }
+        return mail
     }
 
     /// Ends any transaction a refusal left open (RSET).

@@ -113,5 +113,13 @@ struct ValueTests {
         #expect(InternalDate.parse(" 1-Jan-2000 00:00:00 +0000") == Date(timeIntervalSince1970: 946_684_800))
         #expect(InternalDate.parse(InternalDate.format(Date(timeIntervalSince1970: 1_709_208_000))) == Date(timeIntervalSince1970: 1_709_208_000))
         #expect(InternalDate.parse("32-Foo-1996 02:44:25 -0700") == nil)
+        // Month names in any case; every other deviation from the grammar is refused.
+        #expect(InternalDate.parse("17-JUL-1996 02:44:25 -0700") == d)
+        #expect(InternalDate.parse("17-jul-1996 02:44:25 -0700") == d)
+        for bad in ["17-Jul-1996 02:44:25 0700", "17-Jul-1996 02:44:25 -07000", "17-Jul-1996 02:44:25 -070",
+                    "17-Jul-1996 02:44 -0700", "17-Jul-1996 02:44:25 -0700x", "17 Jul 1996 02:44:25 -0700",
+                    "17-Ju-1996 02:44:25 -0700", "", "17-Jul-"] {
+            #expect(InternalDate.parse(bad) == nil, "\(bad)")
+        }
     }
 }

@@ -47,7 +47,7 @@ public struct TransferOptions: Sendable {
     /// How many batches may be fetched ahead of the one being delivered.
     public var prefetchDepth = 3
     /// What the spools of this transfer may hold in memory together (as allocated: see
-    /// `Spool.memoryCost`); the rest goes to temporary files. With batches of at most 4 MiB, this
+    /// `Spool.memoryCost`); the rest goes to temporary files. With batches of at most 2 MiB, this
     /// is what bounds peak memory: 8 MiB keeps 50,000-message imports under 64 MB of RSS while
     /// a batch of large messages, slow to fetch, still finds the next ones in hand.
     public var spoolMemory = 8 << 20

@@ -20,10 +20,13 @@ public struct TransferStateMachine: Sendable {
     public struct Limits: Sendable {
         /// At most this many messages a batch (one group commit covers a batch).
         public var maxMessages: Int
-        /// At most this many announced bytes a batch (bounds the spools held at once).
+        /// At most this many announced bytes a batch (bounds the spools held at once). The batch
+        /// being delivered and the one fetched behind it must fit in the transfer's spool budget
+        /// (8 MiB) as NIO allocates them, about 1.4 times their announced bytes (powers of two);
+        /// past it small messages go to temporary files. At 4 MiB, 400 to 490 of 5,000 did.
         public var maxBytes: Int
 
-        public init(maxMessages: Int = 256, maxBytes: Int = 4 << 20) {
+        public init(maxMessages: Int = 256, maxBytes: Int = 2 << 20) {
             self.maxMessages = max(1, maxMessages)
             self.maxBytes = max(1, maxBytes)
         }

@@ -104,7 +104,8 @@ let package = Package(
         ),
         .testTarget(
             name: "MailTransportTests",
-            dependencies: ["MailTransport", "IMAPCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["MailTransport", "IMAPCore", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "FunnelTests",

@@ -487,21 +487,22 @@ public final class IMAPClient {
     func nextEvent(waitingAtMost limit: Duration) async throws -> IMAPResponseEvent? {
         let deadline = ContinuousClock.now + limit
         while true {
-            if buffer.readableBytes > 0, let event = try parseBuffered() { return event }
+            // The parser may hold events of a line already read (one FETCH line is several).
+            if let event = try parseBuffered() { return event }
             let left = deadline - ContinuousClock.now
             guard left > .zero else { return nil }
+            buffer.releaseIfParsed()
             guard var more = try await connection.read(waitingAtMost: left) else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)
             }
             if more.readableBytes == 0 { return nil }
-            buffer.writeBuffer(&more)
+            buffer.absorb(&more)
         }
     }
 
     private func parseBuffered() throws -> IMAPResponseEvent? {
         do {
             guard let event = try parser.next(&buffer) else { return nil }
-            if buffer.readableBytes == 0 { buffer.clear() }
             if trace.isEnabled { traceEvent(event) }
             return event
         } catch let error as IMAPParseError {
@@ -514,7 +515,6 @@ public final class IMAPClient {
         while true {
             do {
                 if let event = try parser.next(&buffer) {
-                    if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 1 << 20 { buffer.discardReadBytes() }
                     if trace.isEnabled { traceEvent(event) }
                     return event
                 }
@@ -522,10 +522,11 @@ public final class IMAPClient {
                 await connection.close()
                 throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
             }
+            buffer.releaseIfParsed()
             guard var more = try await connection.read() else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)
             }
-            buffer.writeBuffer(&more)
+            buffer.absorb(&more)
         }
     }
 

@@ -298,3 +298,25 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
         return TransportError.closedByPeer(endpoint: endpoint.description)
     }
 }
+
+extension ByteBuffer {
+    /// Adds what a read brought to the bytes a client has not parsed yet. When nothing is left
+    /// over (nearly always: a parser takes a message's bytes as slices), the read's buffer is
+    /// taken as it is, without copying it. Otherwise (a line or literal cut by the read) the
+    /// bytes are joined, after dropping what was parsed, so a long run of reads that each end
+    /// mid-line does not grow the buffer.
+    mutating func absorb(_ more: inout ByteBuffer) {
+        if readableBytes == 0 {
+            self = more
+        } else {
+            if readerIndex >= 64 << 10 { discardReadBytes() }
+            writeBuffer(&more)
+        }
+    }
+
+    /// Lets go of a buffer whose bytes are all parsed, before the next read: NIOSSL decrypts
+    /// into the same storage again, and would have to allocate a fresh one while we held it.
+    mutating func releaseIfParsed() {
+        if readableBytes == 0 { self = ByteBuffer() }
+    }
+}

@@ -323,7 +323,6 @@ public final class POP3Client {
         while true {
             do {
                 if let event = try parser.next(&buffer) {
-                    if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 1 << 20 { buffer.discardReadBytes() }
                     if trace.isEnabled {
                         if case let .bodyBytes(b) = event { trace.server("<\(b.readableBytes) bytes of message>") } else { trace.server("\(event)") }
                     }
@@ -333,10 +332,11 @@ public final class POP3Client {
                 await connection.close()
                 throw POP3Error.protocolViolation(server: endpoint.description, detail: e.description)
             }
+            buffer.releaseIfParsed()
             guard var more = try await connection.read() else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)
             }
-            buffer.writeBuffer(&more)
+            buffer.absorb(&more)
         }
     }
 }

@@ -302,7 +302,6 @@ public final class SMTPClient {
         while true {
             do {
                 if let r = try parser.next(&buffer) {
-                    if buffer.readableBytes == 0 { buffer.clear() }
                     trace.server("\(r)")
                     return r
                 }
@@ -310,10 +309,11 @@ public final class SMTPClient {
                 await connection.close()
                 throw SMTPError.protocolViolation(server: endpoint.description, detail: e.description)
             }
+            buffer.releaseIfParsed()
             guard var more = try await connection.read() else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)
             }
-            buffer.writeBuffer(&more)
+            buffer.absorb(&more)
         }
     }
 }

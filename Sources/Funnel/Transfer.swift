@@ -51,6 +51,10 @@ public struct TransferOptions: Sendable {
     /// is what bounds peak memory: 8 MiB keeps 50,000-message imports under 64 MB of RSS while
     /// a batch of large messages, slow to fetch, still finds the next ones in hand.
     public var spoolMemory = 8 << 20
+    /// The shared spool budget: `spoolMemory`, and headroom for spools that find more lines to
+    /// normalise than foreseen and grow a little past their planned share (rather than going to
+    /// a temporary file: a new inode, about 150 µs on this ext4, and an extra write and read).
+    public var spoolBudgetLimit: Int { spoolMemory + spoolMemory / 8 }
     public var spool = Spool.Options()
     /// A display name for logs and `status` (the config's account name).
     public var name: String?
@@ -94,11 +98,8 @@ public final class Transfer {
         self.logger = logger
         self.onEvent = onEvent
         self.afterEffect = afterEffect
-        // Prefetching plans with what each spool will reserve (`Spool.memoryCost`); a spool that
-        // finds more lines to normalise than foreseen grows a little past its share: headroom for
-        // that, so it does not go to a temporary file (a new inode, about 150 µs on this ext4, and
-        // an extra write and read).
-        self.spoolBudget = SpoolBudget(limit: options.spoolMemory + options.spoolMemory / 8)
+        // Prefetching plans with what each spool will reserve (`Spool.memoryCost`).
+        self.spoolBudget = SpoolBudget(limit: options.spoolBudgetLimit)
     }
 
     /// Runs the transfer and returns its figures. Messages that failed are counted, not thrown;

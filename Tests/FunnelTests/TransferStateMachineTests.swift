@@ -104,6 +104,28 @@ struct TransferStateMachineTests {
         #expect(m.outcomesCommitted() == .fetch(1..<4))
     }
 
+    /// With the default limits, the batch being delivered and the one fetched behind it fit in
+    /// the default spool budget as NIO allocates them, even for sizes just over a power of two
+    /// (which it nearly doubles), so prefetching sends no small message to a temporary file.
+    @Test(arguments: [false, true])
+    func twoDefaultBatchesFitTheDefaultSpoolBudget(normalizing: Bool) {
+        let options = TransferOptions()
+        var spool = options.spool
+        spool.normalizeToCRLF = normalizing
+        for k in 10...19 {
+            let messages = (0..<600).map { ListedMessage(ident: "\($0)", size: (1 << k) + 1, locator: .number($0)) }
+            let m = M(deliver: messages, leftovers: [], disposal: .keep)
+            var range = m.upcomingBatch
+            var previous = 0
+            while let r = range {
+                let cost = messages[r].reduce(0) { $0 + Spool.memoryCost(expectedSize: $1.size!, options: spool) }
+                #expect(previous + cost <= options.spoolBudgetLimit, "messages of \((1 << k) + 1) bytes: \(previous) + \(cost)")
+                previous = cost
+                range = m.batch(after: r)
+            }
+        }
+    }
+
     @Test func watermarkStopsBelowTheFirstUnsettledUID() {
         var m = M(deliver: Self.listed(3, uids: true), leftovers: [], disposal: .keep)
         _ = m.start()

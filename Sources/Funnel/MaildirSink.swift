@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Delivers into a Maildir (Maildir++ folders for other mailboxes): each message is written to tmp/,
-/// made durable, then linked into new/ (or cur/ with its flags), never overwriting.
+/// made durable, then moved into new/ (or cur/ with its flags), never overwriting.
 ///
 /// The file name is derived from the source key (`<date>.MF<hash of the key>.<host>,S=<size>`), so
 /// after a crash recovery knows exactly whether a message arrived: it looks for that name and checks
@@ -15,7 +15,7 @@ import Glibc
 /// other readers take as the received date.
 ///
 /// Durability comes in groups: `deliver` writes to tmp/ without syncing; `flush` syncs the file
-/// system once (syncfs), links every file into place, and syncs again. Two syncs per batch instead
+/// system once (syncfs), moves every file into place, and syncs again. Two syncs per batch instead
 /// of two per message.
 public final class MaildirSink: MailSink {
     let maildir: Maildir
@@ -104,18 +104,13 @@ public final class MaildirSink: MailSink {
         return .delivered(relative)
     }
 
-    /// Links what was written into place between two file-system syncs; nothing here is staged in
+    /// Moves what was written into place between two file-system syncs; nothing here is staged in
     /// the protocol's sense (every outcome was known at `deliver`).
     public func flush() async throws -> [SourceKey: StagedOutcome] {
         guard !staged.isEmpty else { return [:] }
         try syncFileSystem()
         for (tmp, final) in staged {
-            if link(tmp, final) != 0 {
-                // EEXIST: the same key was delivered here before (a ledger lost or reset): keep the
-                // one that is there rather than make a second copy.
-                guard errno == EEXIST else { throw Self.failure("link into place", final) }
-            }
-            unlink(tmp)
+            try Self.moveIntoPlace(tmp, final)
         }
         try syncFileSystem()
         staged.removeAll()
@@ -173,6 +168,32 @@ public final class MaildirSink: MailSink {
         defer { Glibc.close(fd) }
         guard Glibc.fsync(fd) == 0 else { throw failure("fsync", path) }
     }
+
+    /// Moves a file from tmp/ into place, never over another: one rename with RENAME_NOREPLACE
+    /// where the file system has it (one directory operation, not a link and an unlink), else
+    /// link(2) and unlink(2). A file already there (EEXIST: the same key was delivered before, and
+    /// the ledger was lost or reset) is kept rather than doubled, and ours removed.
+    static func moveIntoPlace(_ tmp: String, _ final: String) throws {
+        if let renameat2 = Self.renameat2 {
+            if renameat2(AT_FDCWD, tmp, AT_FDCWD, final, 1 /* RENAME_NOREPLACE */) == 0 { return }
+            if errno == EEXIST {
+                unlink(tmp)
+                return
+            }
+            // EINVAL or ENOSYS: this file system cannot refuse to replace; link below.
+            guard errno == EINVAL || errno == ENOSYS else { throw failure("move into place", final) }
+        }
+        if link(tmp, final) != 0 {
+            guard errno == EEXIST else { throw failure("link into place", final) }
+        }
+        unlink(tmp)
+    }
+
+    /// renameat2(2), looked up at run time like syncfs (glibc 2.28 and later have it).
+    private static let renameat2: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32).self)
+    }()
 
     /// syncfs(2) is a GNU extension that Swift's Glibc module does not import; look it up at run time.
     private static let syncfs: (@convention(c) (Int32) -> Int32)? = {

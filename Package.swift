@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "MailTransportTests",
             dependencies: ["MailTransport", "IMAPCore", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "NIOCore", package: "swift-nio")]
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(
             name: "FunnelTests",

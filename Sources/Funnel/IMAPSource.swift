@@ -114,7 +114,7 @@ public final class IMAPSource: MailSource {
     }
 
     /// One `UID FETCH set (UID BODY.PEEK[])` for the batch, bodies streamed into spools.
-    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {
+    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let c = try await session()
         if c.selected?.name != wire(mailbox) { _ = try await c.select(wire(mailbox), readOnly: readOnly) }
         let uids = messages.compactMap { $0.locator.uid }

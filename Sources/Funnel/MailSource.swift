@@ -27,7 +27,7 @@ public protocol MailSource: AnyObject {
 
     /// Streams each message's bytes into a fresh spool made by `makeSpool`; a message that cannot be
     /// read becomes a `.failed` result and the others go on.
-    func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult]
+    func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult]
 
     /// What `dispose` can do here (an mbox file is read-only).
     var supportedDisposals: Set<Disposal> { get }

@@ -68,7 +68,7 @@ public final class MaildirSource: MailSource {
         if !messages.isEmpty { try await page(messages) }
     }
 
-    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {
+    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let dir = maildir.directory(of: mailbox)
         var results: [FetchResult] = []
         for m in messages {

@@ -90,7 +90,7 @@ public final class MboxSource: MailSource {
         }
     }
 
-    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {
+    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let file = try openFile()
         var results: [FetchResult] = []
         for m in messages {

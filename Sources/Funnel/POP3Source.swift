@@ -91,7 +91,7 @@ public final class POP3Source: MailSource {
     }
 
     /// RETR pipelined (PIPELINING), so a batch costs one round trip rather than one per message.
-    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: () throws -> Spool) async throws -> [FetchResult] {
+    public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let c = try await session()
         var results: [FetchResult?] = Array(repeating: nil, count: messages.count)
         var numbered: [(index: Int, number: Int)] = []

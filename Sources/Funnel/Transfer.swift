@@ -460,8 +460,8 @@ public final class Transfer {
                     // Not expected (the machine asks for the batch it announced): fetch it afresh.
                     await drainAhead()
                     ahead.removeAll()
-                    results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
-                        Spool(options: spoolOptions)
+                    results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) { [o = spoolOptions] in
+                        Spool(options: o)
                     }
                 } else if let p = ahead.first {
                     ahead.removeFirst()
@@ -470,13 +470,13 @@ public final class Transfer {
                     if p.range == range {
                         results = fetched
                     } else {
-                        results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
-                            Spool(options: spoolOptions)
+                        results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) { [o = spoolOptions] in
+                            Spool(options: o)
                         }
                     }
                 } else {
-                    results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) {
-                        Spool(options: spoolOptions)
+                    results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) { [o = spoolOptions] in
+                        Spool(options: o)
                     }
                 }
                 var preparations: [TransferStateMachine.Preparation] = []

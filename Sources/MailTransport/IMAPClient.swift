@@ -221,25 +221,62 @@ public final class IMAPClient {
                          onFetch: (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
         while true {
             let event = try await nextEvent()
-            switch event {
-            case let .tagged(t) where t.tag == tag:
-                if case let .capability(caps)? = t.code { setCapabilities(caps) }
-                guard t.status == .ok else {
-                    throw IMAPError.commandFailed(server: endpoint.description, command: name, status: t.status, code: t.code,
-                                                  text: t.text, mailbox: mailbox)
-                }
-                return t
-            case .tagged(let t):
-                throw IMAPError.protocolViolation(server: endpoint.description, detail: "a response for tag \(t.tag) while waiting for \(tag)")
-            case .fetchBegan, .fetchAttribute, .fetchBodyBegan, .fetchBodyBytes, .fetchBodyEnded, .fetchEnded:
-                try onFetch(event)
-            case let .untagged(u):
-                try noteUntagged(u)
-                try onUntagged(u)
-            case .continuation:
-                throw IMAPError.protocolViolation(server: endpoint.description, detail: "an unexpected continuation during \(name)")
+            if let done = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: onUntagged, onFetch: onFetch) {
+                return done
             }
         }
+    }
+
+    /// Like `collect`, but the response is read and parsed on the connection's event loop, where
+    /// its bytes are decrypted, and `onFetch` is called there: for FETCH responses carrying message
+    /// bodies, which then go from the socket into their spools on one thread, without a trip to a
+    /// task for every read.
+    private func collectOnLoop(tag: String, name: String, mailbox: String?,
+                               onFetch: @escaping (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
+        // What the parser already holds comes first.
+        while let event = try parseBuffered() {
+            if let done = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
+                return done
+            }
+        }
+        var done: TaggedResponse?
+        try await connection.consumeReads { more in
+            self.buffer.absorb(&more)
+            while let event = try self.parseBufferedClosingOnError() {
+                if let t = try self.handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
+                    done = t
+                    return true
+                }
+            }
+            self.buffer.releaseIfParsed()
+            return false
+        }
+        return done!
+    }
+
+    /// One event of a command's response: the tagged response that ends it, or nil to read on.
+    private func handle(_ event: IMAPResponseEvent, tag: String, name: String, mailbox: String?,
+                        onUntagged: (UntaggedResponse) throws -> Void,
+                        onFetch: (IMAPResponseEvent) throws -> Void) throws -> TaggedResponse? {
+        switch event {
+        case let .tagged(t) where t.tag == tag:
+            if case let .capability(caps)? = t.code { setCapabilities(caps) }
+            guard t.status == .ok else {
+                throw IMAPError.commandFailed(server: endpoint.description, command: name, status: t.status, code: t.code,
+                                              text: t.text, mailbox: mailbox)
+            }
+            return t
+        case .tagged(let t):
+            throw IMAPError.protocolViolation(server: endpoint.description, detail: "a response for tag \(t.tag) while waiting for \(tag)")
+        case .fetchBegan, .fetchAttribute, .fetchBodyBegan, .fetchBodyBytes, .fetchBodyEnded, .fetchEnded:
+            try onFetch(event)
+        case let .untagged(u):
+            try noteUntagged(u)
+            try onUntagged(u)
+        case .continuation:
+            throw IMAPError.protocolViolation(server: endpoint.description, detail: "an unexpected continuation during \(name)")
+        }
+        return nil
     }
 
     private func noteUntagged(_ u: UntaggedResponse) throws {
@@ -332,8 +369,12 @@ public final class IMAPClient {
     }
 
     /// `UID FETCH set (items)`, each event handed to `onEvent` as it arrives (bodies in pieces).
-    public func uidFetch(_ set: UIDSet, items: [String], onEvent: (IMAPResponseEvent) throws -> Void) async throws {
-        try await run(.uidFetch(set, items: items), mailbox: selected?.name, onFetch: onEvent)
+    /// `onEvent` is called on the connection's event loop (see `collectOnLoop`).
+    public func uidFetch(_ set: UIDSet, items: [String], onEvent: @escaping (IMAPResponseEvent) throws -> Void) async throws {
+        let tag = nextTag()
+        let command = IMAPCommand.uidFetch(set, items: items)
+        try await send(encoder.encode(tag: tag, command), tag: tag, sensitive: false)
+        _ = try await collectOnLoop(tag: tag, name: Self.name(of: command), mailbox: selected?.name, onFetch: onEvent)
     }
 
     /// APPENDs messages, all in one command when the server has MULTIAPPEND (an all-or-nothing
@@ -507,6 +548,16 @@ public final class IMAPClient {
             return event
         } catch let error as IMAPParseError {
             throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
+        }
+    }
+
+    /// `parseBuffered`, closing the connection on a parse error (as `nextEvent` does).
+    private func parseBufferedClosingOnError() throws -> IMAPResponseEvent? {
+        do {
+            return try parseBuffered()
+        } catch {
+            connection.closeNow()
+            throw error
         }
     }
 

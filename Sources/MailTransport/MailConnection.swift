@@ -75,12 +75,33 @@ public final class MailConnection: Sendable {
         }.get()
     }
 
+    /// Hands every read to `consume` on the connection's event loop as it arrives, reading on
+    /// until `consume` returns true; for a long response (a UID FETCH of message bodies) whose
+    /// bytes are parsed and spooled where they were decrypted, without a trip from the event loop
+    /// to a task and back for every read. The caller must not touch what `consume` uses until this
+    /// returns. A read that waits longer than the endpoint's read timeout fails as `read()` does;
+    /// an error thrown by `consume` ends the wait and is rethrown.
+    public func consumeReads(_ consume: @escaping (inout ByteBuffer) throws -> Bool) async throws {
+        let bridge = self.bridge
+        let timeout = TimeAmount.nanoseconds(Int64(endpoint.readTimeout.components.seconds) * 1_000_000_000)
+        let body = UncheckedConsumer(consume)
+        try await channel.eventLoop.flatSubmit {
+            bridge.value.consume(timeout: timeout, body.consume)
+        }.get()
+    }
+
     public func write(_ bytes: ByteBuffer) async throws {
         do {
             try await channel.writeAndFlush(bytes).get()
         } catch {
             throw TransportError.closedByPeer(endpoint: endpoint.description)
         }
+    }
+
+    /// Writes without waiting (from a `consumeReads` consumer, on the event loop): a write that
+    /// fails closes the connection, and the read waiting for the reply fails.
+    public func writeNow(_ bytes: ByteBuffer) {
+        channel.writeAndFlush(bytes, promise: nil)
     }
 
     /// The channel's allocator, for callers that gather bytes before writing them.
@@ -151,6 +172,13 @@ public final class MailConnection: Sendable {
     }
 }
 
+/// A consumer handed to the event loop while its owner waits for it to finish: it is only ever
+/// called there, one call at a time, and the owner does not touch its state in the meantime.
+private struct UncheckedConsumer: @unchecked Sendable {
+    let consume: (inout ByteBuffer) throws -> Bool
+    init(_ consume: @escaping (inout ByteBuffer) throws -> Bool) { self.consume = consume }
+}
+
 /// Lives in the pipeline; hands inbound bytes to whoever asked, reading only on request.
 final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -165,6 +193,14 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
     private var closed = false
     private var context: ChannelHandlerContext?
     private var handshakePromise: EventLoopPromise<Void>?
+    /// While a consumer is set (`consume`), every read goes to it and the channel reads on.
+    private var consumer: ((inout ByteBuffer) throws -> Bool)?
+    private var consumed: EventLoopPromise<Void>?
+    /// Whether bytes came since the consumer's timer was last checked.
+    private var progressed = false
+    /// Whether the consumer is running: the connection ending meanwhile is reported after it
+    /// returns, so an error it throws is the one its caller sees.
+    private var feeding = false
 
     init(endpoint: ServerEndpoint) {
         self.endpoint = endpoint
@@ -204,13 +240,80 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
         return promise.futureResult
     }
 
+    func consume(timeout: TimeAmount, _ body: @escaping (inout ByteBuffer) throws -> Bool) -> EventLoopFuture<Void> {
+        guard let context else { fatalError("consume before the handler was added") }
+        precondition(waiting == nil && consumer == nil, "one read at a time")
+        if var b = buffered, b.readableBytes > 0 {
+            buffered = nil
+            do {
+                if try body(&b) { return context.eventLoop.makeSucceededVoidFuture() }
+            } catch {
+                return context.eventLoop.makeFailedFuture(error)
+            }
+        }
+        if let failure { return context.eventLoop.makeFailedFuture(failure) }
+        if closed { return context.eventLoop.makeFailedFuture(TransportError.closedByPeer(endpoint: endpoint.description)) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        consumer = body
+        consumed = promise
+        progressed = false
+        scheduleConsumerTimeout(timeout, context: context)
+        context.read()
+        return promise.futureResult
+    }
+
+    /// Checks once a timeout that bytes came; silence for a whole timeout fails the consumer.
+    private func scheduleConsumerTimeout(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+        timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.consumer != nil else { return }
+            if self.progressed {
+                self.progressed = false
+                self.scheduleConsumerTimeout(timeout, context: context)
+                return
+            }
+            let seconds = timeout.nanoseconds / 1_000_000_000
+            self.fail(TransportError.timedOut(endpoint: self.endpoint.description, waited: "\(seconds) s"))
+            context.close(promise: nil)
+        }
+    }
+
+    /// The consumer's verdict on `bytes`: nil to read on. Its closure is let go of before the
+    /// caller completes the wait, so the owner never finds it still held.
+    private func feedConsumer(_ bytes: inout ByteBuffer) -> Result<Void, Error>? {
+        do {
+            return try consumer!(&bytes) ? .success(()) : nil
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func finishConsuming(_ result: Result<Void, Error>) {
+        let promise = consumed
+        consumer = nil
+        consumed = nil
+        timeoutTask?.cancel()
+        promise?.completeWith(result)
+    }
+
     private func endpointClosed() -> EventLoopFuture<ByteBuffer?> {
         fatalError("read before the handler was added")
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        if let promise = waiting {
+        if consumer != nil {
+            progressed = true
+            feeding = true
+            let result = feedConsumer(&bytes)
+            feeding = false
+            if let result {
+                finishConsuming(result)
+            } else if failure != nil || closed {
+                // The connection ended while the consumer ran (it closed it, say): its own error
+                // has gone to the caller already if it threw one.
+                finishConsuming(.failure(failure ?? TransportError.closedByPeer(endpoint: endpoint.description)))
+            }
+        } else if let promise = waiting {
             waiting = nil
             timeoutTask?.cancel()
             if var b = buffered { b.writeBuffer(&bytes); bytes = b; buffered = nil }
@@ -224,7 +327,7 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // A read that brought nothing for us (TLS handshake records) must not strand the waiter.
-        if waiting != nil { context.read() }
+        if waiting != nil || consumer != nil { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -260,6 +363,9 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
             waiting = nil
             promise.succeed(nil)
         }
+        if consumer != nil && !feeding {
+            finishConsuming(.failure(failure ?? TransportError.closedByPeer(endpoint: endpoint.description)))
+        }
         handshakePromise?.fail(failure ?? TransportError.closedByPeer(endpoint: endpoint.description))
         handshakePromise = nil
         context.fireChannelInactive()
@@ -272,6 +378,7 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
             waiting = nil
             promise.fail(failure!)
         }
+        if consumer != nil && !feeding { finishConsuming(.failure(failure!)) }
         handshakePromise?.fail(failure!)
         handshakePromise = nil
     }

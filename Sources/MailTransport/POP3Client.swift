@@ -220,37 +220,68 @@ public final class POP3Client {
     /// then `onBytes` with its content (dot-unstuffed, as the server sent it), then `end` with nil, or
     /// with the server's refusal when it answered -ERR (and the next message follows). A reply
     /// that breaks the protocol, or the connection failing, throws.
-    public func retrieve(_ numbers: [Int], window: Int = 64, begin: (Int) -> Void, onBytes: (ByteBuffer) -> Void,
-                         end: (Int, POP3Error?) -> Void) async throws {
+    public func retrieve(_ numbers: [Int], window: Int = 64, begin: @escaping (Int) -> Void,
+                         onBytes: @escaping (ByteBuffer) -> Void,
+                         end: @escaping (Int, POP3Error?) -> Void) async throws {
+        guard !numbers.isEmpty else { return }
         let window = has("PIPELINING") ? max(1, window) : 1
         var sent = 0
-        for (answered, n) in numbers.enumerated() {
-            // Top the window up when half of it is answered, so the server never waits for commands.
-            if sent < numbers.count, sent - answered <= window / 2 {
-                let upTo = min(numbers.count, answered + window)
-                var out = ByteBuffer()
-                for m in numbers[sent..<upTo] { out.writeString("RETR \(m)\r\n") }
-                trace.client(upTo - sent == 1 ? "RETR \(numbers[sent])" : "RETR ×\(upTo - sent) (pipelined)")
-                try await connection.write(out)
-                sent = upTo
-            }
-            begin(n)
-            parser.expect(.body)
-            do {
-                _ = try await status(command: "RETR \(n)")
-            } catch let e as POP3Error {
-                guard case .commandFailed = e else { throw e }
-                end(n, e)
-                continue
-            }
-            body: while true {
-                switch try await nextEvent() {
-                case let .bodyBytes(b): onBytes(b)
-                case .end: break body
-                default: throw POP3Error.protocolViolation(server: endpoint.description, detail: "unexpected reply inside RETR \(n)")
+        var answered = 0
+        var inBody = false
+        // Top the window up when half of it is answered, so the server never waits for commands.
+        func topUp() -> ByteBuffer? {
+            guard sent < numbers.count, sent - answered <= window / 2 else { return nil }
+            let upTo = min(numbers.count, answered + window)
+            var out = ByteBuffer()
+            for m in numbers[sent..<upTo] { out.writeString("RETR \(m)\r\n") }
+            trace.client(upTo - sent == 1 ? "RETR \(numbers[sent])" : "RETR ×\(upTo - sent) (pipelined)")
+            sent = upTo
+            return out
+        }
+        // The replies are read and parsed on the connection's event loop (see
+        // `MailConnection.consumeReads`), the next commands written from there.
+        func step() throws -> Bool {
+            while let event = try parseBufferedClosingOnError() {
+                let n = numbers[answered]
+                if !inBody {
+                    switch event {
+                    case .ok:
+                        inBody = true
+                        continue
+                    case let .err(code, text):
+                        end(n, POP3Error.commandFailed(server: endpoint.description, command: "RETR \(n)", code: code, text: text))
+                    default:
+                        throw POP3Error.protocolViolation(server: endpoint.description, detail: "expected +OK or -ERR after RETR \(n)")
+                    }
+                } else {
+                    switch event {
+                    case let .bodyBytes(b):
+                        onBytes(b)
+                        continue
+                    case .end:
+                        inBody = false
+                        end(n, nil)
+                    default:
+                        throw POP3Error.protocolViolation(server: endpoint.description, detail: "unexpected reply inside RETR \(n)")
+                    }
                 }
+                answered += 1
+                if answered == numbers.count { return true }
+                if let out = topUp() { connection.writeNow(out) }
+                begin(numbers[answered])
+                parser.expect(.body)
             }
-            end(n, nil)
+            return false
+        }
+        if let out = topUp() { try await connection.write(out) }
+        begin(numbers[0])
+        parser.expect(.body)
+        if try step() { return }
+        try await connection.consumeReads { more in
+            self.buffer.absorb(&more)
+            if try step() { return true }
+            self.buffer.releaseIfParsed()
+            return false
         }
     }
 
@@ -317,6 +348,21 @@ public final class POP3Client {
     private func send(_ line: String, redacted: String? = nil) async throws {
         trace.client(redacted ?? line)
         try await connection.write(Array((line + "\r\n").utf8))
+    }
+
+    /// The next event of what is buffered, or nil; a reply that breaks the protocol closes the
+    /// connection.
+    private func parseBufferedClosingOnError() throws -> POP3Event? {
+        do {
+            guard let event = try parser.next(&buffer) else { return nil }
+            if trace.isEnabled {
+                if case let .bodyBytes(b) = event { trace.server("<\(b.readableBytes) bytes of message>") } else { trace.server("\(event)") }
+            }
+            return event
+        } catch let e as POP3ResponseParser.ParseError {
+            connection.closeNow()
+            throw POP3Error.protocolViolation(server: endpoint.description, detail: e.description)
+        }
     }
 
     private func nextEvent() async throws -> POP3Event {

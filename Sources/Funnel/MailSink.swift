@@ -29,6 +29,13 @@ public protocol MailSink: AnyObject {
     /// missing from the result is unknown: it stays `pending` and recovery decides.
     func flush() async throws -> [SourceKey: StagedOutcome]
 
+    /// Whether `flush` still reads messages `deliver` was given (a MULTIAPPEND or a pipelined
+    /// SMTP stream sends them then). A sink that has taken a message's bytes when `deliver`
+    /// returns (a Maildir has written them to tmp/) says no: the transfer then lets go of the
+    /// message's spool at once, and the next batches are fetched into that memory while this one
+    /// is made durable.
+    var readsMessagesAtFlush: Bool { get }
+
     /// Says whether a message recorded as `pending` reached the target, for recovery after a crash.
     /// Matching is copy for copy: a target copy whose reference is in `taken` belongs to another
     /// ledger row (an identical twin) and cannot be this one; when `unknownCopies` other rows hold
@@ -40,6 +47,7 @@ public protocol MailSink: AnyObject {
 
 extension MailSink {
     public func connect() async throws {}
+    public var readsMessagesAtFlush: Bool { true }
 }
 
 /// What `deliver` did with a message.

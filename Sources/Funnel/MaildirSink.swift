@@ -22,6 +22,8 @@ public final class MaildirSink: MailSink {
     public let identity: String
     public var requiresCRLF: Bool { false }
     public var maxMessageSize: Int? { nil }
+    /// `deliver` writes the whole message to tmp/; `flush` only syncs and renames.
+    public var readsMessagesAtFlush: Bool { false }
     private let host: String
     private var staged: [(tmp: String, final: String)] = []
     private var prepared: Set<String> = []

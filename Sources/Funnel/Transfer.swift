@@ -324,9 +324,12 @@ public final class Transfer {
         // batch's short flush does not leave the next fetch waiting. The source is never used by
         // two tasks at once: the runner waits for the fetches ahead before any other call on it.
         var ahead: [(range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)] = []
+        var lastFetch: Task<Handoff<[FetchResult]>, Error>?
         func startPrefetch(_ wanted: Range<Int>? = nil) {
             guard options.prefetch else { return }
-            var next = wanted ?? (ahead.last.map { machine.batch(after: $0.range) } ?? machine.upcomingBatch)
+            // After the last batch fetched ahead, whether it is still in `ahead` or in `early`.
+            let lastAhead = ahead.last?.range ?? early?.range
+            var next = wanted ?? (lastAhead.map { machine.batch(after: $0) } ?? machine.upcomingBatch)
             // What the batches in hand may hold in memory (a message over the spool's memory
             // limit goes to its file): a further batch is fetched ahead only if the spool budget
             // has room for it, so fetching ahead never pushes spools onto disk.
@@ -334,7 +337,10 @@ public final class Transfer {
             func inMemory(_ r: Range<Int>) -> Int {
                 machine.messages[r].reduce(0) { $0 + Spool.memoryCost(expectedSize: $1.size ?? 0, options: spool) }
             }
-            var held = inMemory(machine.batchIndices) + ahead.reduce(0) { $0 + inMemory($1.range) }
+            // The batch in hand counts for the spools it still holds (see `readsMessagesAtFlush`).
+            var held = machine.batchIndices.reduce(0) { sum, i in
+                sum + (spools[i] == nil ? 0 : Spool.memoryCost(expectedSize: machine.messages[i].size ?? 0, options: spool))
+            } + ahead.reduce(0) { $0 + inMemory($1.range) }
                 + (early.map { inMemory($0.range) } ?? 0)
             while ahead.count + (early == nil ? 0 : 1) < options.prefetchDepth, let range = next {
                 let bytes = inMemory(range)
@@ -343,16 +349,21 @@ public final class Transfer {
                 let source = Handoff(self.source)
                 let messages = Array(machine.messages[range])
                 let spoolOptions = self.spoolOptions
-                let before = ahead.last?.task
-                ahead.append((range, Task {
+                // After the fetch started last, wherever it went (into `early`, or consumed).
+                let before = lastFetch
+                let task = Task {
                     if let before { _ = await before.result }
                     return Handoff(try await source.value.fetch(messages, mailbox: mailbox) { Spool(options: spoolOptions) })
-                }))
+                }
+                lastFetch = task
+                ahead.append((range, task))
                 next = machine.batch(after: range)
             }
         }
         func drainAhead() async {
             for p in ahead { _ = await p.task.result }
+            // Fetches run one after another: when the last one started is done, all are.
+            if let t = lastFetch { _ = await t.result }
         }
 
         var action = machine.start()
@@ -538,6 +549,9 @@ public final class Transfer {
 
             case let .deliver(i):
                 let spooled = spools[i]!
+                // Unless the sink reads it again at flush, the spool is done with once delivered
+                // (or refused), and its memory goes to the batches fetched ahead.
+                if !sink.readsMessagesAtFlush { spools[i] = nil }
                 do {
                     let receipt = try await sink.deliver(spooled, key: key(i), mailbox: targetMailbox)
                     try afterEffect(.sinkDeliver)
@@ -552,6 +566,8 @@ public final class Transfer {
 
             case .flush:
                 startEarlyIntents()
+                // The delivered batch's spools may have been let go of: fetch ahead into them.
+                if !sink.readsMessagesAtFlush { startPrefetch() }
                 do {
                     let outcomes = try await sink.flush()
                     try afterEffect(.sinkFlush)

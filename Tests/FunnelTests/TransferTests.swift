@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Logging
 import MailMessage
+import Synchronization
 import Testing
 
 struct CrashInjected: Error {}
@@ -42,6 +43,7 @@ final class FaultySink: MailSink {
     var identity: String { inner.identity }
     var requiresCRLF: Bool { inner.requiresCRLF }
     var maxMessageSize: Int? { inner.maxMessageSize }
+    var readsMessagesAtFlush: Bool { inner.readsMessagesAtFlush }
     func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
     func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         count += 1
@@ -63,11 +65,73 @@ final class LimitedSink: MailSink {
     var identity: String { inner.identity }
     var requiresCRLF: Bool { inner.requiresCRLF }
     var maxMessageSize: Int? { limit }
+    var readsMessagesAtFlush: Bool { inner.readsMessagesAtFlush }
     func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
     func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         try await inner.deliver(message, key: key, mailbox: mailbox)
     }
     func flush() async throws -> [SourceKey: StagedOutcome] { try await inner.flush() }
+    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
+        try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
+    }
+    func close() async throws { try await inner.close() }
+}
+
+/// A source that counts the batches it was asked to fetch (from any task).
+final class CountingSource: MailSource, @unchecked Sendable {
+    let inner: MailSource
+    let fetches = Mutex(0)
+    init(_ inner: MailSource) { self.inner = inner }
+    var identity: String { inner.identity }
+    var supportsIncrementalListing: Bool { inner.supportsIncrementalListing }
+    var supportedDisposals: Set<Disposal> { inner.supportedDisposals }
+    func mailboxes() async throws -> [String] { try await inner.mailboxes() }
+    func select(mailbox: String) async throws -> MailboxInfo { try await inner.select(mailbox: mailbox) }
+    func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
+        try await inner.list(mailbox: mailbox, pageSize: pageSize, after: after, page: page)
+    }
+    func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
+        fetches.withLock { $0 += 1 }
+        return try await inner.fetch(messages, mailbox: mailbox, makeSpool: makeSpool)
+    }
+    func dispose(_ messages: [ListedMessage], mailbox: String, how: Disposal) async throws -> [String] {
+        try await inner.dispose(messages, mailbox: mailbox, how: how)
+    }
+    func close() async throws -> [String: [String]] { try await inner.close() }
+}
+
+/// A Maildir sink whose flush first waits (up to two seconds) for the source to have been asked
+/// for the batch after the next one, and notes whether it was.
+final class WaitingMaildirSink: MailSink {
+    let inner: MailSink
+    let source: CountingSource
+    let batches: Int
+    private(set) var flushes = 0
+    private(set) var overlapped: [Bool] = []
+    init(_ inner: MailSink, source: CountingSource, batches: Int) {
+        self.inner = inner
+        self.source = source
+        self.batches = batches
+    }
+    var identity: String { inner.identity }
+    var requiresCRLF: Bool { inner.requiresCRLF }
+    var maxMessageSize: Int? { inner.maxMessageSize }
+    var readsMessagesAtFlush: Bool { inner.readsMessagesAtFlush }
+    func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
+        try await inner.deliver(message, key: key, mailbox: mailbox)
+    }
+    func flush() async throws -> [SourceKey: StagedOutcome] {
+        flushes += 1
+        if flushes + 2 <= batches {
+            let deadline = ContinuousClock.now + .seconds(2)
+            while source.fetches.withLock({ $0 }) < flushes + 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            overlapped.append(source.fetches.withLock { $0 } >= flushes + 2)
+        }
+        return try await inner.flush()
+    }
     func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
     }
@@ -113,6 +177,29 @@ struct TransferTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.file("out/cur"))
         #expect(names.contains { $0.hasSuffix(":2,FRS") })
         #expect(names.contains { $0.hasSuffix(":2,D") })
+    }
+
+    /// A Maildir has a message's bytes in tmp/ once `deliver` returns, so its spool is let go of
+    /// at once: while a batch is made durable (two file-system syncs), the batch after the next
+    /// is already being fetched into that memory. The spool budget here holds two and a half
+    /// batches: with the delivered batch still counted, only the next one would be fetched.
+    @Test func whileAMaildirBatchIsMadeDurableTheOneAfterNextIsFetched() async throws {
+        let dir = try TemporaryDirectory()
+        let body = String(repeating: "forty bytes of body text, line by line\n", count: 1_000)
+        let messages = (0..<12).map { Array("Subject: m\($0)\n\n\(body)".utf8) }
+        try writeMbox(dir.file("src.mbox"), messages)
+        let source = CountingSource(try Endpoints.source(MailURL.parse("mbox:\(dir.file("src.mbox"))")))
+        let sink = WaitingMaildirSink(try Endpoints.sink(MailURL.parse("maildir:\(dir.file("dst"))")), source: source, batches: 6)
+        var options = TransferOptions()
+        options.limits = .init(maxMessages: 2)
+        let perBatch = 2 * Spool.memoryCost(expectedSize: messages[0].count, options: Spool.Options())
+        options.spoolMemory = perBatch * 5 / 2
+        let summary = try await Transfer(source: source, sink: sink, ledger: try Ledger(path: dir.file("l.sqlite")),
+                                         options: options).run()
+        #expect(summary.delivered == 12)
+        #expect(summary.failed == 0)
+        #expect(sink.overlapped == [true, true, true, true])
+        #expect(try maildirContents(dir.file("dst")).count == 12)
     }
 
     @Test func maildirToMaildirKeepsBytesFlagsAndDates() async throws {

@@ -19,6 +19,26 @@ struct LedgerTests {
                       watermark: TargetWatermark(uidValidity: 7, uidNext: 42))
     }
 
+    /// Lookups by content go through the index on the hash's first 16 hex digits (a scan would
+    /// make reconciling a renumbered mailbox quadratic), and the whole hash still decides.
+    @Test func contentLookupsUseTheHashPrefixIndexAndCompareTheWholeHash() throws {
+        let plan = try ledger.pool.read { db in
+            try Row.fetchAll(db, sql: """
+                EXPLAIN QUERY PLAN SELECT COUNT(*) FROM message
+                WHERE \(Ledger.sameContent) AND target = ? AND state IN ('delivered', 'disposed')
+                """, arguments: ["0123456789abcdef", "0123456789abcdef00", "T"]).map { "\($0)" }.joined()
+        }
+        #expect(plan.contains("USING INDEX message_content_prefix"), "\(plan)")
+        let a = String(repeating: "ab", count: 8) + String(repeating: "0", count: 48)
+        let b = String(repeating: "ab", count: 8) + String(repeating: "1", count: 48)
+        try ledger.markPending([intent(key("1"), sha: a), intent(key("2"), sha: b), intent(key("3"), sha: b)])
+        try ledger.record([.delivered(key("1"), targetRef: "r1"), .delivered(key("2"), targetRef: "r2"),
+                           .delivered(key("3"), targetRef: "r3")])
+        #expect(try ledger.deliveredCopies(target: "T", sha256: a) == 1)
+        #expect(try ledger.deliveredCopies(target: "T", sha256: b) == 2)
+        #expect(try ledger.deliveredRefs(target: "T", targetMailbox: "INBOX", sha256: b).sorted() == ["r2", "r3"])
+    }
+
     @Test func walksPendingDeliveredDisposed() throws {
         let k = key("1")
         #expect(try ledger.entry(k) == nil)

@@ -234,7 +234,7 @@ public final class IMAPClient {
     private func collectOnLoop(tag: String, name: String, mailbox: String?,
                                onFetch: @escaping (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
         // What the parser already holds comes first.
-        while let event = try parseBuffered() {
+        while let event = try parseBufferedClosingOnError() {
             if let done = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
                 return done
             }

@@ -30,41 +30,15 @@ func runTransfer(source: String, target: String, ledgerPath: String, disposal: D
                               afterEffect: afterEffect).run()
 }
 
-/// A sink that passes everything to a real Maildir sink but fails on cue: the way to test how the
-/// engine isolates a bad message or a dying sink without a server.
-final class FaultySink: MailSink {
-    let inner: MailSink
-    let fault: (SpooledMessage, Int) -> DeliveryError?
-    private var count = 0
-    init(_ inner: MailSink, fault: @escaping (SpooledMessage, Int) -> DeliveryError?) {
-        self.inner = inner
-        self.fault = fault
-    }
+/// A sink that hands everything to another; the test sinks below change one thing each.
+protocol WrappingSink: MailSink {
+    var inner: MailSink { get }
+}
+
+extension WrappingSink {
     var identity: String { inner.identity }
     var requiresCRLF: Bool { inner.requiresCRLF }
     var maxMessageSize: Int? { inner.maxMessageSize }
-    var readsMessagesAtFlush: Bool { inner.readsMessagesAtFlush }
-    func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
-    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
-        count += 1
-        if let e = fault(message, count) { throw e }
-        return try await inner.deliver(message, key: key, mailbox: mailbox)
-    }
-    func flush() async throws -> [SourceKey: StagedOutcome] { try await inner.flush() }
-    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
-        try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
-    }
-    func close() async throws { try await inner.close() }
-}
-
-/// A sink with a size limit (what IMAP APPENDLIMIT and SMTP SIZE will give).
-final class LimitedSink: MailSink {
-    let inner: MailSink
-    let limit: Int
-    init(_ inner: MailSink, limit: Int) { self.inner = inner; self.limit = limit }
-    var identity: String { inner.identity }
-    var requiresCRLF: Bool { inner.requiresCRLF }
-    var maxMessageSize: Int? { limit }
     var readsMessagesAtFlush: Bool { inner.readsMessagesAtFlush }
     func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
     func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
@@ -75,6 +49,31 @@ final class LimitedSink: MailSink {
         try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
     }
     func close() async throws { try await inner.close() }
+}
+
+/// A sink that passes everything to a real Maildir sink but fails on cue: the way to test how the
+/// engine isolates a bad message or a dying sink without a server.
+final class FaultySink: WrappingSink {
+    let inner: MailSink
+    let fault: (SpooledMessage, Int) -> DeliveryError?
+    private var count = 0
+    init(_ inner: MailSink, fault: @escaping (SpooledMessage, Int) -> DeliveryError?) {
+        self.inner = inner
+        self.fault = fault
+    }
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
+        count += 1
+        if let e = fault(message, count) { throw e }
+        return try await inner.deliver(message, key: key, mailbox: mailbox)
+    }
+}
+
+/// A sink with a size limit (what IMAP APPENDLIMIT and SMTP SIZE will give).
+final class LimitedSink: WrappingSink {
+    let inner: MailSink
+    let limit: Int
+    init(_ inner: MailSink, limit: Int) { self.inner = inner; self.limit = limit }
+    var maxMessageSize: Int? { limit }
 }
 
 /// A source that counts the batches it was asked to fetch (from any task).
@@ -102,7 +101,7 @@ final class CountingSource: MailSource, @unchecked Sendable {
 
 /// A Maildir sink whose flush first waits (up to two seconds) for the source to have been asked
 /// for the batch after the next one, and notes whether it was.
-final class WaitingMaildirSink: MailSink {
+final class WaitingMaildirSink: WrappingSink {
     let inner: MailSink
     let source: CountingSource
     let batches: Int
@@ -112,14 +111,6 @@ final class WaitingMaildirSink: MailSink {
         self.inner = inner
         self.source = source
         self.batches = batches
-    }
-    var identity: String { inner.identity }
-    var requiresCRLF: Bool { inner.requiresCRLF }
-    var maxMessageSize: Int? { inner.maxMessageSize }
-    var readsMessagesAtFlush: Bool { inner.readsMessagesAtFlush }
-    func prepare(mailbox: String) async throws -> TargetWatermark { try await inner.prepare(mailbox: mailbox) }
-    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
-        try await inner.deliver(message, key: key, mailbox: mailbox)
     }
     func flush() async throws -> [SourceKey: StagedOutcome] {
         flushes += 1
@@ -132,10 +123,6 @@ final class WaitingMaildirSink: MailSink {
         }
         return try await inner.flush()
     }
-    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
-        try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
-    }
-    func close() async throws { try await inner.close() }
 }
 
 func contains(_ haystack: [UInt8], _ needle: String) -> Bool {

@@ -234,7 +234,7 @@ public final class IMAPClient {
     private func collectOnLoop(tag: String, name: String, mailbox: String?,
                                onFetch: @escaping (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
         // What the parser already holds comes first.
-        while let event = try parseBufferedClosingOnError() {
+        while let event = try parseBuffered() {
             if let done = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
                 return done
             }
@@ -242,7 +242,7 @@ public final class IMAPClient {
         var done: TaggedResponse?
         try await connection.consumeReads { more in
             self.buffer.absorb(&more)
-            while let event = try self.parseBufferedClosingOnError() {
+            while let event = try self.parseBuffered() {
                 if let t = try self.handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
                     done = t
                     return true
@@ -541,38 +541,23 @@ public final class IMAPClient {
         }
     }
 
+    /// The next event of what is buffered, or nil. A reply that breaks the protocol closes the
+    /// connection: nothing after it can be trusted to be framed right.
     private func parseBuffered() throws -> IMAPResponseEvent? {
         do {
             guard let event = try parser.next(&buffer) else { return nil }
             if trace.isEnabled { traceEvent(event) }
             return event
         } catch let error as IMAPParseError {
-            throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
-        }
-    }
-
-    /// `parseBuffered`, closing the connection on a parse error (as `nextEvent` does).
-    private func parseBufferedClosingOnError() throws -> IMAPResponseEvent? {
-        do {
-            return try parseBuffered()
-        } catch {
             connection.closeNow()
-            throw error
+            throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
         }
     }
 
     /// The next response event, reading from the network as needed.
     func nextEvent() async throws -> IMAPResponseEvent {
         while true {
-            do {
-                if let event = try parser.next(&buffer) {
-                    if trace.isEnabled { traceEvent(event) }
-                    return event
-                }
-            } catch let error as IMAPParseError {
-                await connection.close()
-                throw IMAPError.protocolViolation(server: endpoint.description, detail: error.description)
-            }
+            if let event = try parseBuffered() { return event }
             buffer.releaseIfParsed()
             guard var more = try await connection.read() else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)

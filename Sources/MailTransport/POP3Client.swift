@@ -241,7 +241,7 @@ public final class POP3Client {
         // The replies are read and parsed on the connection's event loop (see
         // `MailConnection.consumeReads`), the next commands written from there.
         func step() throws -> Bool {
-            while let event = try parseBufferedClosingOnError() {
+            while let event = try parseBuffered() {
                 let n = numbers[answered]
                 if !inBody {
                     switch event {
@@ -352,7 +352,7 @@ public final class POP3Client {
 
     /// The next event of what is buffered, or nil; a reply that breaks the protocol closes the
     /// connection.
-    private func parseBufferedClosingOnError() throws -> POP3Event? {
+    private func parseBuffered() throws -> POP3Event? {
         do {
             guard let event = try parser.next(&buffer) else { return nil }
             if trace.isEnabled {
@@ -367,17 +367,7 @@ public final class POP3Client {
 
     private func nextEvent() async throws -> POP3Event {
         while true {
-            do {
-                if let event = try parser.next(&buffer) {
-                    if trace.isEnabled {
-                        if case let .bodyBytes(b) = event { trace.server("<\(b.readableBytes) bytes of message>") } else { trace.server("\(event)") }
-                    }
-                    return event
-                }
-            } catch let e as POP3ResponseParser.ParseError {
-                await connection.close()
-                throw POP3Error.protocolViolation(server: endpoint.description, detail: e.description)
-            }
+            if let event = try parseBuffered() { return event }
             buffer.releaseIfParsed()
             guard var more = try await connection.read() else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)

@@ -233,23 +233,23 @@ public final class IMAPClient {
     /// task for every read.
     private func collectOnLoop(tag: String, name: String, mailbox: String?,
                                onFetch: @escaping (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
-        // What the parser already holds comes first.
-        while let event = try parseBuffered() {
-            if let done = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
-                return done
+        // Every event buffered so far: the tagged response that ends the command, or nil.
+        func step() throws -> TaggedResponse? {
+            while let event = try parseBuffered() {
+                if let t = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
+                    return t
+                }
             }
+            return nil
         }
+        // What the parser already holds comes first.
+        if let t = try step() { return t }
         var done: TaggedResponse?
         try await connection.consumeReads { more in
             self.buffer.absorb(&more)
-            while let event = try self.parseBuffered() {
-                if let t = try self.handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
-                    done = t
-                    return true
-                }
-            }
-            self.buffer.releaseIfParsed()
-            return false
+            done = try step()
+            if done == nil { self.buffer.releaseIfParsed() }
+            return done != nil
         }
         return done!
     }

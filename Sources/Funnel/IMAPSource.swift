@@ -20,6 +20,10 @@ public final class IMAPSource: MailSource {
     private var client: IMAPClient?
     /// Decoded name (with `/`) → the name on the wire.
     private var wireNames: [String: String] = [:]
+    /// The batch after the last one fetched, asked for when that one ended (see `fetch`): the
+    /// next fetch of exactly these UIDs reads its response; anything else reads it first and
+    /// drops it.
+    private(set) var sentAhead: SentFetch?
 
     /// The URL without its path, computed once: it keys every ledger row.
     public let identity: String
@@ -43,8 +47,19 @@ public final class IMAPSource: MailSource {
         return c
     }
 
-    public func mailboxes() async throws -> [String] {
+    /// The session with no response left to read: a batch asked for ahead and not fetched after
+    /// all (the transfer stopped, or went on to dispose of what it delivered) is read and dropped.
+    private func idle() async throws -> IMAPClient {
         let c = try await session()
+        if let ahead = sentAhead {
+            sentAhead = nil
+            try await c.uidFetch(continuing: ahead) { _ in }
+        }
+        return c
+    }
+
+    public func mailboxes() async throws -> [String] {
+        let c = try await idle()
         let entries = try await c.list()
         var names: [String] = []
         for e in entries where e.isSelectable {
@@ -71,14 +86,14 @@ public final class IMAPSource: MailSource {
     }
 
     public func select(mailbox: String) async throws -> MailboxInfo {
-        let c = try await session()
+        let c = try await idle()
         let s = try await c.select(wire(mailbox), readOnly: readOnly)
         return MailboxInfo(mailbox: mailbox, uidValidity: s.uidValidity, expectedMessages: Int(s.exists))
     }
 
     /// One `UID FETCH n:* (UID RFC822.SIZE FLAGS INTERNALDATE)`: sizes, flags and dates for all.
     public func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
-        let c = try await session()
+        let c = try await idle()
         if c.selected?.name != wire(mailbox) { _ = try await c.select(wire(mailbox), readOnly: readOnly) }
         guard (c.selected?.exists ?? 0) > 0 else { return }
         let from = (after ?? 0) &+ 1
@@ -115,15 +130,34 @@ public final class IMAPSource: MailSource {
 
     /// One `UID FETCH set (UID BODY.PEEK[])` for the batch, bodies streamed into spools.
     public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
-        let c = try await session()
-        if c.selected?.name != wire(mailbox) { _ = try await c.select(wire(mailbox), readOnly: readOnly) }
+        try await fetch(messages, mailbox: mailbox, upcoming: { nil }, makeSpool: makeSpool)
+    }
+
+    /// As above; the UID FETCH of the `upcoming` batch is written the moment this one's ends (see
+    /// `IMAPClient.uidFetch(_:items:then:onEvent:)`), and the next call, for that batch, reads it.
+    public func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+                      makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let uids = messages.compactMap { $0.locator.uid }
+        let set = UIDSet(uids: uids)
+        var ahead: SentFetch?
+        if let a = sentAhead, a.set == set {
+            sentAhead = nil
+            ahead = a
+        }
+        let c = try await idle()
+        if c.selected?.name != wire(mailbox) {
+            if let a = ahead {
+                ahead = nil
+                try await c.uidFetch(continuing: a) { _ in }
+            }
+            _ = try await c.select(wire(mailbox), readOnly: readOnly)
+        }
         var spooled: [UInt32: SpooledMessage] = [:]
         var failures: [UInt32: DeliveryError] = [:]
         var spool: Spool?
         var uid: UInt32?
         var spoolError: Error?
-        try await c.uidFetch(UIDSet(uids: uids), items: ["UID", "BODY.PEEK[]"]) { event in
+        let handler: (IMAPResponseEvent) throws -> Void = { event in
             switch event {
             case .fetchBegan:
                 uid = nil
@@ -145,6 +179,16 @@ public final class IMAPSource: MailSource {
             default: break
             }
         }
+        let next: @Sendable () -> UIDSet? = {
+            guard let m = upcoming() else { return nil }
+            let u = m.compactMap { $0.locator.uid }
+            return u.isEmpty ? nil : UIDSet(uids: u)
+        }
+        if let ahead {
+            sentAhead = try await c.uidFetch(continuing: ahead, then: next, onEvent: handler)
+        } else {
+            sentAhead = try await c.uidFetch(set, items: ["UID", "BODY.PEEK[]"], then: next, onEvent: handler)
+        }
         if let spoolError, spooled.isEmpty, failures.isEmpty { throw spoolError }
         return messages.map { m in
             guard let u = m.locator.uid else { return .failed(m, DeliveryError(.permanent, "no UID")) }
@@ -162,7 +206,7 @@ public final class IMAPSource: MailSource {
     /// message is marked \Deleted, so nobody else's deletion is carried out by us.
     public func dispose(_ messages: [ListedMessage], mailbox: String, how: Disposal) async throws -> [String] {
         guard how != .keep, !messages.isEmpty else { return [] }
-        let c = try await session()
+        let c = try await idle()
         if c.selected?.name != wire(mailbox) || c.selected?.readOnly == true { _ = try await c.select(wire(mailbox), readOnly: false) }
         let set = UIDSet(uids: messages.compactMap { $0.locator.uid })
         do {
@@ -191,6 +235,7 @@ public final class IMAPSource: MailSource {
     }
 
     public func close() async throws -> [String: [String]] {
+        if client != nil, sentAhead != nil { _ = try? await idle() }
         await client?.logout()
         client = nil
         return [:]

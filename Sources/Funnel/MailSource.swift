@@ -29,6 +29,12 @@ public protocol MailSource: AnyObject {
     /// read becomes a `.failed` result and the others go on.
     func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult]
 
+    /// As `fetch(_:mailbox:makeSpool:)`; `upcoming` says, when this batch is in, which batch the
+    /// engine will ask for next (nil when it does not know yet). A source that can ask its server
+    /// for it right then does so (IMAP), and keeps the server busy between the two calls.
+    func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+               makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult]
+
     /// What `dispose` can do here (an mbox file is read-only).
     var supportedDisposals: Set<Disposal> { get }
 
@@ -40,6 +46,13 @@ public protocol MailSource: AnyObject {
     /// Ends the session and returns the disposals it committed, by mailbox (POP3: the DELEs that a
     /// QUIT answered +OK carried out). Throws when that commit failed: then nothing was disposed.
     func close() async throws -> [String: [String]]
+}
+
+extension MailSource {
+    public func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+                      makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
+        try await fetch(messages, mailbox: mailbox, makeSpool: makeSpool)
+    }
 }
 
 /// The outcome of fetching one listed message.

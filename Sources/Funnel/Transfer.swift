@@ -325,6 +325,9 @@ public final class Transfer {
         // two tasks at once: the runner waits for the fetches ahead before any other call on it.
         var ahead: [(range: Range<Int>, task: Task<Handoff<[FetchResult]>, Error>)] = []
         var lastFetch: Task<Handoff<[FetchResult]>, Error>?
+        // The batches fetched ahead, in the order started: as each one's response ends, the
+        // source may already ask for the next (see `MailSource.fetch(_:mailbox:upcoming:makeSpool:)`).
+        let plan = FetchPlan()
         func startPrefetch(_ wanted: Range<Int>? = nil) {
             guard options.prefetch else { return }
             // After the last batch fetched ahead, whether it is still in `ahead` or in `early`.
@@ -351,9 +354,12 @@ public final class Transfer {
                 let spoolOptions = self.spoolOptions
                 // After the fetch started last, wherever it went (into `early`, or consumed).
                 let before = lastFetch
-                let task = Task {
+                plan.add(range, messages)
+                let task = Task { [plan] in
                     if let before { _ = await before.result }
-                    return Handoff(try await source.value.fetch(messages, mailbox: mailbox) { Spool(options: spoolOptions) })
+                    return Handoff(try await source.value.fetch(messages, mailbox: mailbox, upcoming: { plan.after(range) }) {
+                        Spool(options: spoolOptions)
+                    })
                 }
                 lastFetch = task
                 ahead.append((range, task))
@@ -471,12 +477,13 @@ public final class Transfer {
                     // Not expected (the machine asks for the batch it announced): fetch it afresh.
                     await drainAhead()
                     ahead.removeAll()
+                    plan.clear()
                     results = try await source.fetch(Array(machine.messages[range]), mailbox: mailbox) { [o = spoolOptions] in
                         Spool(options: o)
                     }
                 } else if let p = ahead.first {
                     ahead.removeFirst()
-                    if p.range != range { await drainAhead(); ahead.removeAll() }
+                    if p.range != range { await drainAhead(); ahead.removeAll(); plan.clear() }
                     let fetched = try await p.task.value.value
                     if p.range == range {
                         results = fetched
@@ -697,6 +704,32 @@ public final class Transfer {
             return .claim(prior: prior.key, targetRef: prior.targetRef)
         }
         return .deliver
+    }
+}
+
+/// The batches a transfer has started fetching ahead, in order, so that the source, as one
+/// batch's response ends, can ask for the next (`MailSource.fetch(_:mailbox:upcoming:makeSpool:)`).
+/// Read from the source connection's event loop, hence the lock.
+final class FetchPlan: @unchecked Sendable {
+    private let lock = NSLock()
+    private var batches: [(range: Range<Int>, messages: [ListedMessage])] = []
+
+    func add(_ range: Range<Int>, _ messages: [ListedMessage]) {
+        lock.withLock { batches.append((range, messages)) }
+    }
+
+    /// The batch started after `range`, if one is; the ones before `range` are done with.
+    func after(_ range: Range<Int>) -> [ListedMessage]? {
+        lock.withLock {
+            guard let i = batches.firstIndex(where: { $0.range == range }) else { return nil }
+            batches.removeFirst(i)
+            return batches.count > 1 ? batches[1].messages : nil
+        }
+    }
+
+    /// Forgets every batch (the runner dropped the ones fetched ahead).
+    func clear() {
+        lock.withLock { batches.removeAll() }
     }
 }
 

@@ -232,11 +232,13 @@ public final class IMAPClient {
     /// bodies, which then go from the socket into their spools on one thread, without a trip to a
     /// task for every read.
     private func collectOnLoop(tag: String, name: String, mailbox: String?,
-                               onFetch: @escaping (IMAPResponseEvent) throws -> Void) async throws -> TaggedResponse {
+                               onFetch: @escaping (IMAPResponseEvent) throws -> Void,
+                               whenDone: @escaping () -> Void = {}) async throws -> TaggedResponse {
         // Every event buffered so far: the tagged response that ends the command, or nil.
         func step() throws -> TaggedResponse? {
             while let event = try parseBuffered() {
                 if let t = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
+                    whenDone()
                     return t
                 }
             }
@@ -370,11 +372,44 @@ public final class IMAPClient {
 
     /// `UID FETCH set (items)`, each event handed to `onEvent` as it arrives (bodies in pieces).
     /// `onEvent` is called on the connection's event loop (see `collectOnLoop`).
-    public func uidFetch(_ set: UIDSet, items: [String], onEvent: @escaping (IMAPResponseEvent) throws -> Void) async throws {
+    ///
+    /// When `then` names a further UID set at the moment this command's tagged OK arrives, the
+    /// UID FETCH for it is written right then, from the event loop, so the server goes on with it
+    /// without waiting for this call to return and the next to be made; its response is read by
+    /// `uidFetch(continuing:)`, and nothing else may be sent before that. Sent only once this
+    /// command has ended, it never runs beside it: servers that run pipelined FETCH commands
+    /// in parallel (Dovecot does) would interleave their responses.
+    @discardableResult
+    public func uidFetch(_ set: UIDSet, items: [String], then next: (@Sendable () -> UIDSet?)? = nil,
+                         onEvent: @escaping (IMAPResponseEvent) throws -> Void) async throws -> SentFetch? {
         let tag = nextTag()
         let command = IMAPCommand.uidFetch(set, items: items)
         try await send(encoder.encode(tag: tag, command), tag: tag, sensitive: false)
-        _ = try await collectOnLoop(tag: tag, name: Self.name(of: command), mailbox: selected?.name, onFetch: onEvent)
+        return try await collectFetch(tag: tag, items: items, then: next, onEvent: onEvent)
+    }
+
+    /// Reads the response of a UID FETCH that an earlier call sent ahead (see `then` above).
+    @discardableResult
+    public func uidFetch(continuing sent: SentFetch, then next: (@Sendable () -> UIDSet?)? = nil,
+                         onEvent: @escaping (IMAPResponseEvent) throws -> Void) async throws -> SentFetch? {
+        try await collectFetch(tag: sent.tag, items: sent.items, then: next, onEvent: onEvent)
+    }
+
+    private func collectFetch(tag: String, items: [String], then next: (@Sendable () -> UIDSet?)?,
+                              onEvent: @escaping (IMAPResponseEvent) throws -> Void) async throws -> SentFetch? {
+        var sent: SentFetch?
+        _ = try await collectOnLoop(tag: tag, name: "UID FETCH", mailbox: selected?.name, onFetch: onEvent) {
+            guard let set = next?(), !set.ranges.isEmpty else { return }
+            let t = self.nextTag()
+            var out = ByteBuffer()
+            for case let .bytes(b) in self.encoder.encode(tag: t, .uidFetch(set, items: items)) { out.writeBytes(b) }
+            if self.trace.isEnabled {
+                self.trace.client(String(decoding: out.readableBytesView, as: UTF8.self).trimmingCharacters(in: .newlines) + " (sent ahead)")
+            }
+            self.connection.writeNow(out)
+            sent = SentFetch(tag: t, set: set, items: items)
+        }
+        return sent
     }
 
     /// APPENDs messages, all in one command when the server has MULTIAPPEND (an all-or-nothing
@@ -572,4 +607,12 @@ public final class IMAPClient {
         default: trace.server("\(event)")
         }
     }
+}
+
+/// A UID FETCH written ahead of its turn (`IMAPClient.uidFetch(_:items:then:onEvent:)`), whose
+/// response is still to be read.
+public struct SentFetch: Sendable, Equatable {
+    public let tag: String
+    public let set: UIDSet
+    let items: [String]
 }

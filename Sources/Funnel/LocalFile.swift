@@ -25,6 +25,29 @@ final class LocalFile {
         }
     }
 
+    /// What tells one state of a file from another: the file (device and inode), its size, and
+    /// its status change time, which every write moves and which, unlike the modification time,
+    /// no program can set back.
+    struct Version: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var changed: timespec
+
+        static func == (a: Version, b: Version) -> Bool {
+            a.device == b.device && a.inode == b.inode && a.size == b.size
+                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+        }
+    }
+
+    var version: Version {
+        get throws {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw posixError("stat", path) }
+            return Version(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size), changed: st.st_ctim)
+        }
+    }
+
     /// Calls `body` with the bytes of `[offset, offset+length)` (to the end when length is nil), in order.
     func read(from offset: Int64 = 0, length: Int64? = nil, chunkSize: Int = 256 << 10,
               _ body: (UnsafeRawBufferPointer) throws -> Void) throws {

@@ -16,6 +16,11 @@ public final class MboxSource: MailSource {
     public var supportedDisposals: Set<Disposal> { [.keep] }
     /// The one mailbox an mbox file holds.
     public static let mailboxName = "INBOX"
+    /// The file as it was when its listing began: while it is still that file, unchanged, a listed
+    /// byte range still holds the message whose hash names it, and fetching need not hash it again.
+    private var listedVersion: LocalFile.Version?
+    /// How long a file must have been left alone before its listing is trusted (see `list`).
+    var settleSeconds: TimeInterval = 2
 
     public init(path: String, format: MboxFormat = .mboxrd) {
         self.path = absolutePath(path)
@@ -34,6 +39,12 @@ public final class MboxSource: MailSource {
 
     public func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
         let file = try openFile()
+        // File times tick coarsely (a few ms): a write in the same tick as a change seen now could
+        // leave the change time as it is. Only a file unchanged for a while is trusted (as git
+        // does with racily clean files); a later write then always moves its change time.
+        let version = try file.version
+        let settled = Double(version.changed.tv_sec) + Double(version.changed.tv_nsec) / 1e9 < Date().timeIntervalSince1970 - settleSeconds
+        listedVersion = settled ? version : nil
         var scanner = MboxScanner(format: format)
         var messages: [ListedMessage] = []
         messages.reserveCapacity(pageSize)
@@ -92,6 +103,11 @@ public final class MboxSource: MailSource {
 
     public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let file = try openFile()
+        // The same file, not written since its listing began (its change time, which nothing can
+        // set back, and its size): every listed range still holds the message its hash names, and
+        // the source hash is not taken again. Otherwise each message is checked against its name.
+        let current = try file.version
+        let unchanged = listedVersion.map { $0 == current } ?? false
         var results: [FetchResult] = []
         for m in messages {
             guard case let .byteRange(offset, length) = m.locator else {
@@ -100,6 +116,7 @@ public final class MboxSource: MailSource {
             }
             let spool = try makeSpool()
             spool.reserve(Int(length))
+            if unchanged { spool.trustSource() }
             var scanner = MboxScanner(format: format, startOffset: offset)
             var count = 0
             var spoolError: Error?
@@ -119,7 +136,7 @@ public final class MboxSource: MailSource {
             }
             let spooled = spool.finish(flags: m.flags, internalDate: m.internalDate)
             // The file changed since it was listed if the region no longer holds exactly the message.
-            if spoolError != nil || count != 1 || "\(spooled.sourceSHA256)/" != m.ident.prefix(65) {
+            if spoolError != nil || count != 1 || (!unchanged && "\(spooled.sourceSHA256)/" != m.ident.prefix(65)) {
                 results.append(.failed(m, DeliveryError(.temporary, "the mbox changed since it was listed; run again")))
             } else {
                 results.append(.spooled(m, spooled))

@@ -44,6 +44,9 @@ public final class Spool {
     /// hashes are then the same, and one pass of SHA-256 serves both), forked from `hasher` at the
     /// first chunk it changes.
     private var sourceHasher: SHA256?
+    /// Whether the source's bytes are hashed too when normalising changes them (`sourceSHA256`).
+    /// A source that knows its bytes are still the ones it listed turns this off (`trustSource`).
+    private var hashesSource = true
     private var headers: HeaderScanner
     private var normalizer = CRLFNormalizer()
     private var memory: ByteBuffer
@@ -106,6 +109,14 @@ public final class Spool {
         return file
     }
 
+    /// Before the first byte: the source vouches for the bytes it is about to give (they are the
+    /// ones it listed and named), so they are hashed only as they will be delivered, and
+    /// `sourceSHA256` is not computed (it reads as `sha256`).
+    func trustSource() {
+        precondition(size == 0, "trustSource before the first byte")
+        hashesSource = false
+    }
+
     /// Adds the next chunk of the message.
     public func append(_ chunk: ByteBuffer) throws {
         let bytes = options.normalizeToCRLF ? normalizer.normalize(chunk) : chunk
@@ -118,7 +129,7 @@ public final class Spool {
     /// Keeps the hash of the bytes as they came in apart from `hasher` from the first chunk that
     /// normalising changed (until then the two are the same, and `hasher` serves both).
     private func hashSource(_ source: UnsafeRawBufferPointer, changed: Bool) {
-        guard sourceHasher != nil || changed else { return }
+        guard hashesSource, sourceHasher != nil || changed else { return }
         if sourceHasher == nil { sourceHasher = hasher }  // identical up to this chunk
         sourceHasher!.update(bufferPointer: source)
     }

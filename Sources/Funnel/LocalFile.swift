@@ -48,6 +48,15 @@ final class LocalFile {
         }
     }
 
+    /// Reads what is at `offset` into `buffer`; returns how many bytes came (0 at the end).
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = pread(fd, buffer.baseAddress!, buffer.count, off_t(offset))
+            if n >= 0 { return n }
+            if errno != EINTR { throw posixError("read", path) }
+        }
+    }
+
     /// Calls `body` with the bytes of `[offset, offset+length)` (to the end when length is nil), in order.
     func read(from offset: Int64 = 0, length: Int64? = nil, chunkSize: Int = 256 << 10,
               _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -72,28 +81,6 @@ final class LocalFile {
             }
             try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             position += Int64(n)
-        }
-    }
-}
-
-extension LocalFile {
-    /// Reads the whole file like `read`, and awaits `betweenChunks` after each chunk is handled:
-    /// a way for a synchronous scanner to hand work to async code as it goes.
-    func read(chunkSize: Int = 256 << 10, _ body: (UnsafeRawBufferPointer) throws -> Void,
-              betweenChunks: () async throws -> Void) async throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
-        defer { buffer.deallocate() }
-        var position: Int64 = 0
-        while true {
-            let n = pread(fd, buffer.baseAddress!, chunkSize, off_t(position))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw posixError("read", path)
-            }
-            if n == 0 { return }
-            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            position += Int64(n)
-            try await betweenChunks()
         }
     }
 }

@@ -37,6 +37,9 @@ public final class MboxSource: MailSource {
 
     public var supportsIncrementalListing: Bool { false }
 
+    /// Lists in pages, the next page scanned while the one before is delivered. The first page is
+    /// small, so delivery starts after a fraction of the file is read, not all of it (reading means
+    /// hashing every byte: about 0.1 s for 100 MB here).
     public func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
         let file = try openFile()
         // File times tick coarsely (a few ms): a write in the same tick as a change seen now could
@@ -45,61 +48,29 @@ public final class MboxSource: MailSource {
         let version = try file.version
         let settled = Double(version.changed.tv_sec) + Double(version.changed.tv_nsec) / 1e9 < Date().timeIntervalSince1970 - settleSeconds
         listedVersion = settled ? version : nil
-        var scanner = MboxScanner(format: format)
-        var messages: [ListedMessage] = []
-        messages.reserveCapacity(pageSize)
-        // Ranks among identical copies, by the first 64 bits of the hash: 8 bytes a message rather
-        // than a whole hash. Two different messages sharing a prefix (about 1 in 10^8 for a million
-        // messages) only get ranks 0 and 1 instead of 0 and 0: idents stay unique and stable.
-        var copies: [UInt64: UInt32] = [:]
-        var hasher = SHA256()
-        var headers = HeaderScanner()
-        var size = 0
-        var start: Int64 = 0
-        var date: Date?
-        func handle(_ event: MboxScanner.Event) {
-            switch event {
-            case let .begin(fromLine, offset):
-                hasher = SHA256()
-                headers = HeaderScanner()
-                size = 0
-                start = offset
-                date = MboxFromLine.parse(fromLine)?.date
-            case let .body(bytes):
-                hasher.update(bufferPointer: bytes)
-                headers.consume(bytes)
-                size += bytes.count
-            case let .end(offset):
-                let digest = hasher.finalize()
-                let prefix = digest.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-                let n = copies[prefix, default: 0]
-                copies[prefix] = n + 1
-                let fields = headers.fields
-                func field(_ name: String) -> String? { fields.first { $0.name.lowercased() == name }?.value }
-                let flags = MessageFlags(mboxStatus: field("status"), xStatus: field("x-status"))
-                messages.append(ListedMessage(ident: "\(digest.hexString)/\(n)", size: size, flags: flags, internalDate: date,
-                                              locator: .byteRange(offset: start, length: offset - start)))
-            }
+        let lister = Handoff(MboxLister(file: file, format: format, identity: identity))
+        func scan(_ count: Int) -> Task<[ListedMessage], Error> {
+            Task { try lister.value.next(count) }
         }
-        do {
-            // The scanner runs synchronously over each chunk; full pages are handed on between chunks.
-            try await file.read { bytes in try scanner.feed(bytes, handle) } betweenChunks: {
-                while messages.count >= pageSize {
-                    let full = Array(messages.prefix(pageSize))
-                    messages.removeFirst(pageSize)
-                    try await page(full)
-                }
+        var next = scan(max(1, min(pageSize, Self.firstPageSize)))
+        while true {
+            let messages = try await next.value
+            guard !messages.isEmpty else { return }
+            // One task at a time has the lister: this one starts once the one before has ended.
+            next = scan(pageSize)
+            do {
+                try await page(messages)
+            } catch {
+                next.cancel()
+                _ = await next.result
+                throw error
             }
-            try scanner.finish(handle)
-        } catch let MboxScanner.ScanError.notAnMbox(firstLine) {
-            throw FunnelError.badSource(identity, reason: "not an mbox file: it does not start with a 'From ' line (found '\(firstLine)')")
-        }
-        while !messages.isEmpty {
-            let chunk = Array(messages.prefix(pageSize))
-            messages.removeFirst(chunk.count)
-            try await page(chunk)
         }
     }
+
+    /// How many messages the first page holds: enough to keep the transfer busy while the next
+    /// page is scanned.
+    static let firstPageSize = 1024
 
     public func fetch(_ messages: [ListedMessage], mailbox: String, makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let file = try openFile()
@@ -159,6 +130,84 @@ public final class MboxSource: MailSource {
             return try LocalFile(path: path)
         } catch FunnelError.io(_, _, let code) {
             throw FunnelError.noInput(identity, reason: "cannot open: \(String(cString: strerror(code)))")
+        }
+    }
+}
+
+/// Reads an mbox file a page at a time: the messages' byte ranges, hashes (their idents), flags
+/// and dates. Used by one task at a time.
+final class MboxLister {
+    private let file: LocalFile
+    private let identity: String
+    private var scanner: MboxScanner
+    /// Ranks among identical copies, by the first 64 bits of the hash: 8 bytes a message rather
+    /// than a whole hash. Two different messages sharing a prefix (about 1 in 10^8 for a million
+    /// messages) only get ranks 0 and 1 instead of 0 and 0: idents stay unique and stable.
+    private var copies: [UInt64: UInt32] = [:]
+    private var hasher = SHA256()
+    private var headers = HeaderScanner()
+    private var size = 0
+    private var start: Int64 = 0
+    private var date: Date?
+    /// Messages scanned past the last page handed out.
+    private var ready: [ListedMessage] = []
+    private var position: Int64 = 0
+    private var ended = false
+    private let chunkSize = 256 << 10
+    private lazy var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+
+    init(file: LocalFile, format: MboxFormat, identity: String) {
+        self.file = file
+        self.identity = identity
+        self.scanner = MboxScanner(format: format)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// The next `count` messages (fewer at the end of the file; none after it).
+    func next(_ count: Int) throws -> [ListedMessage] {
+        while ready.count < count && !ended {
+            try Task.checkCancellation()
+            let n = try file.read(at: position, into: buffer)
+            do {
+                if n == 0 {
+                    ended = true
+                    try scanner.finish(handle)
+                } else {
+                    position += Int64(n)
+                    try scanner.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), handle)
+                }
+            } catch let MboxScanner.ScanError.notAnMbox(firstLine) {
+                throw FunnelError.badSource(identity, reason: "not an mbox file: it does not start with a 'From ' line (found '\(firstLine)')")
+            }
+        }
+        let page = Array(ready.prefix(count))
+        ready.removeFirst(page.count)
+        return page
+    }
+
+    private func handle(_ event: MboxScanner.Event) {
+        switch event {
+        case let .begin(fromLine, offset):
+            hasher = SHA256()
+            headers = HeaderScanner()
+            size = 0
+            start = offset
+            date = MboxFromLine.parse(fromLine)?.date
+        case let .body(bytes):
+            hasher.update(bufferPointer: bytes)
+            headers.consume(bytes)
+            size += bytes.count
+        case let .end(offset):
+            let digest = hasher.finalize()
+            let prefix = digest.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            let n = copies[prefix, default: 0]
+            copies[prefix] = n + 1
+            let fields = headers.fields
+            func field(_ name: String) -> String? { fields.first { $0.name.lowercased() == name }?.value }
+            let flags = MessageFlags(mboxStatus: field("status"), xStatus: field("x-status"))
+            ready.append(ListedMessage(ident: "\(digest.hexString)/\(n)", size: size, flags: flags, internalDate: date,
+                                       locator: .byteRange(offset: start, length: offset - start)))
         }
     }
 }

@@ -90,4 +90,40 @@ import Testing
         #expect(messages.count == 3)
         #expect(messages.allSatisfy { $0.sourceSHA256 != $0.sha256 })
     }
+
+    /// The first page is small (delivery starts before the whole file is read), the next ones
+    /// full; identical copies are told apart across pages, and every range holds its message.
+    @Test func listingStartsWithASmallPageAndRanksTwinsAcrossPages() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let count = MboxSource.firstPageSize + 10
+        // Every message twice over: a twin of message i is message i + count/2.
+        let texts = (0..<count).map { "From: a@example.org\nSubject: m\($0 % (count / 2))\n\nbody \($0 % (count / 2))\n" }
+        try texts.map { "From a@example.org Sat Jan  3 01:05:34 2004\n" + $0 + "\n" }.joined()
+            .write(toFile: path, atomically: false, encoding: .utf8)
+        let source = MboxSource(path: path)
+        var pages: [[ListedMessage]] = []
+        try await source.list(mailbox: "INBOX", pageSize: 5000, after: nil) { pages.append($0) }
+        #expect(pages.map(\.count) == [MboxSource.firstPageSize, 10])
+        let all = pages.flatMap { $0 }
+        #expect(Set(all.map(\.ident)).count == count)
+        #expect(all[count / 2].ident == all[0].ident.dropLast(2) + "/1")
+        let fetched = try await fetch(source, all).compactMap(spooled)
+        #expect(try fetched.map(text) == texts.map { $0.replacingOccurrences(of: "\n", with: "\r\n") })
+        // A page size below the first page's: every page is that size.
+        pages = []
+        try await source.list(mailbox: "INBOX", pageSize: 400, after: nil) { pages.append($0) }
+        #expect(pages.map(\.count) == [400, 400, 234])
+    }
+
+    @Test func aFileThatIsNotAnMboxIsRefusedNamingWhatItHolds() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "Subject: not an mbox\n\nhello\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let source = MboxSource(path: path)
+        await #expect(throws: FunnelError.self) { try await listed(source) }
+        do {
+            _ = try await listed(source)
+        } catch {
+            #expect("\(error)".contains("not an mbox file"))
+        }
+    }
 }

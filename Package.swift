@@ -113,6 +113,7 @@ let package = Package(
                 "Funnel", "MailMessage", "MailTransport", "IMAPCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MailfunnelCLITests", dependencies: ["Funnel"]),

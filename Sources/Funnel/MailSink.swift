@@ -29,6 +29,12 @@ public protocol MailSink: AnyObject {
     /// missing from the result is unknown: it stays `pending` and recovery decides.
     func flush() async throws -> [SourceKey: StagedOutcome]
 
+    /// As `flush`, but it may hand back the slow last part of making the deliveries durable (a
+    /// Maildir's syncs and moves into place) as work the transfer runs off its path, while the next
+    /// batch is delivered, and always before the ledger records these deliveries. The work never
+    /// touches the sink's state, so it may run beside the sink's next calls.
+    func flushLeavingSettlement() async throws -> (outcomes: [SourceKey: StagedOutcome], settle: Settlement?)
+
     /// Whether `flush` still reads messages `deliver` was given (a MULTIAPPEND or a pipelined
     /// SMTP stream sends them then). A sink that has taken a message's bytes when `deliver`
     /// returns (a Maildir has written them to tmp/) says no: the transfer then lets go of the
@@ -48,6 +54,20 @@ public protocol MailSink: AnyObject {
 extension MailSink {
     public func connect() async throws {}
     public var readsMessagesAtFlush: Bool { true }
+    /// By default `flush` does it all: a sink that wraps another without passing this on stays
+    /// safe (its flush is whole), only slower.
+    public func flushLeavingSettlement() async throws -> (outcomes: [SourceKey: StagedOutcome], settle: Settlement?) {
+        (try await flush(), nil)
+    }
+}
+
+/// What is left of a flush (see `MailSink.flushLeavingSettlement`).
+public struct Settlement: Sendable {
+    let work: @Sendable () throws -> Void
+
+    public init(_ work: @escaping @Sendable () throws -> Void) { self.work = work }
+
+    public func run() throws { try work() }
 }
 
 /// What `deliver` did with a message.

@@ -16,7 +16,8 @@ import Glibc
 ///
 /// Durability comes in groups: `deliver` writes to tmp/ without syncing; `flush` syncs the file
 /// system once (syncfs), moves every file into place, and syncs again. Two syncs per batch instead
-/// of two per message.
+/// of two per message. A transfer takes that work from `flushLeavingSettlement` and runs it while
+/// the next batch is written to tmp/.
 public final class MaildirSink: MailSink {
     let maildir: Maildir
     public let identity: String
@@ -109,14 +110,25 @@ public final class MaildirSink: MailSink {
     /// Moves what was written into place between two file-system syncs; nothing here is staged in
     /// the protocol's sense (every outcome was known at `deliver`).
     public func flush() async throws -> [SourceKey: StagedOutcome] {
-        guard !staged.isEmpty else { return [:] }
-        try syncFileSystem()
-        for (tmp, final) in staged {
-            try Self.moveIntoPlace(tmp, final)
-        }
-        try syncFileSystem()
+        let (outcomes, settle) = try await flushLeavingSettlement()
+        try settle?.run()
+        return outcomes
+    }
+
+    /// The syncs and moves of what was written since the last flush, as work of its own: the next
+    /// batch's files go to tmp/ while these are made durable and moved into place.
+    public func flushLeavingSettlement() async throws -> (outcomes: [SourceKey: StagedOutcome], settle: Settlement?) {
+        guard !staged.isEmpty else { return ([:], nil) }
+        let files = staged
+        let root = maildir.root
         staged.removeAll()
-        return [:]
+        return ([:], Settlement {
+            try Self.syncFileSystem(root: root, files: files)
+            for (tmp, final) in files {
+                try Self.moveIntoPlace(tmp, final)
+            }
+            try Self.syncFileSystem(root: root, files: files)
+        })
     }
 
     /// The file name comes from the source key, so twins never share one: `taken` is not needed.
@@ -144,18 +156,19 @@ public final class MaildirSink: MailSink {
         _ = try await flush()
     }
 
-    /// Makes everything written so far durable: one syncfs(2) for the whole Maildir where the C
-    /// library has it, otherwise an fsync of every staged file and of the directories.
-    private func syncFileSystem() throws {
+    /// Makes `files` durable (each where it is now, in tmp/ or moved into place): one syncfs(2) for
+    /// the whole file system where the C library has it, otherwise an fsync of every file and of
+    /// their directories.
+    private static func syncFileSystem(root: String, files: [(tmp: String, final: String)]) throws {
         if let syncfs = Self.syncfs {
-            let fd = open(maildir.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw Self.failure("open", maildir.root) }
+            let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw Self.failure("open", root) }
             defer { Glibc.close(fd) }
-            guard syncfs(fd) == 0 else { throw Self.failure("sync", maildir.root) }
+            guard syncfs(fd) == 0 else { throw Self.failure("sync", root) }
             return
         }
         var dirs: Set<String> = []
-        for (tmp, final) in staged {
+        for (tmp, final) in files {
             for path in [tmp, final] where access(path, F_OK) == 0 {
                 try Self.fsync(path)
                 dirs.insert((path as NSString).deletingLastPathComponent)

@@ -420,19 +420,32 @@ public final class Transfer {
                         }
                     }
                 }
-                try ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes)
+                try await Blocking.ledger.run { [pending, outcomes] in try ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes) }
                 return Handoff(batch)
             })
         }
-        // Outcomes are committed while the next batch is delivered when nothing waits for them:
+        // Outcomes are committed while the next batches are delivered when nothing waits for them:
         // keeping (no disposal follows) they only have to be on disk before the high-water mark
         // moves; a crash before that leaves them `pending`, and recovery finds them at the target.
-        var lateOutcomes: Task<Void, Error>?
-        func settleOutcomes() async throws {
-            guard let t = lateOutcomes else { return }
-            lateOutcomes = nil
-            try await t.value
-            try afterEffect(.ledgerOutcomes)
+        // Each batch's commit waits for the one before, and at most `lateBatches` are in flight.
+        var lateOutcomes: [Task<Void, Error>] = []
+        let lateBatches = 3
+        // What the last flush left to do before its deliveries are durable (a Maildir's syncs and
+        // moves into place: `MailSink.flushLeavingSettlement`): done with that batch's outcomes,
+        // in the background when they are late, so the next batches are written meanwhile.
+        var settlement: Settlement?
+        let account = options.name ?? source.identity, sinkIdentity = sink.identity
+        /// Waits for the oldest late commits until at most `keeping` are left.
+        func settleOutcomes(keeping: Int = 0) async throws {
+            if let s = settlement {
+                settlement = nil
+                try Self.settle(s, account: account, target: sinkIdentity)
+            }
+            while lateOutcomes.count > keeping {
+                let t = lateOutcomes.removeFirst()
+                try await t.value
+                try afterEffect(.ledgerOutcomes)
+            }
         }
 
         do {
@@ -562,6 +575,8 @@ public final class Transfer {
                 do {
                     let receipt = try await sink.deliver(spooled, key: key(i), mailbox: targetMailbox)
                     try afterEffect(.sinkDeliver)
+                    // The memory let go of so far may make room for the next batch to be fetched.
+                    if !sink.readsMessagesAtFlush && i % 16 == 15 { startPrefetch() }
                     switch receipt {
                     case let .delivered(ref): action = machine.delivered(i, ref: ref)
                     case .staged: action = machine.staged(i)
@@ -576,7 +591,8 @@ public final class Transfer {
                 // The delivered batch's spools may have been let go of: fetch ahead into them.
                 if !sink.readsMessagesAtFlush { startPrefetch() }
                 do {
-                    let outcomes = try await sink.flush()
+                    let (outcomes, settle) = try await sink.flushLeavingSettlement()
+                    settlement = settle
                     try afterEffect(.sinkFlush)
                     for i in machine.batchIndices {
                         switch outcomes[key(i)] {
@@ -603,11 +619,15 @@ public final class Transfer {
                     case nil: break
                     }
                 }
-                try await settleOutcomes()
-                if options.disposal == .keep && options.prefetch {
-                    lateOutcomes = Task { try ledger.record(outcomes) }
+                let settle = settlement
+                settlement = nil
+                let late = options.disposal == .keep && options.prefetch
+                try await settleOutcomes(keeping: late ? lateBatches - 1 : 0)
+                if late {
+                    lateOutcomes.append(Self.commitLater(outcomes, after: settle, behind: lateOutcomes.last,
+                                                         account: account, target: sinkIdentity, ledger))
                 } else {
-                    try ledger.record(outcomes)
+                    try Self.commit(outcomes, after: settle, account: account, target: sinkIdentity, ledger)
                     try afterEffect(.ledgerOutcomes)
                 }
                 for i in indices {
@@ -671,8 +691,38 @@ public final class Transfer {
         } catch {
             await drainAhead()
             if let e = early { _ = await e.task.result }
-            if let t = lateOutcomes { _ = await t.result }
+            for t in lateOutcomes { _ = await t.result }
+            // Delivered but not yet durable: made so, so that recovery finds them next time
+            // rather than delivering them again.
+            if let s = settlement { try? s.run() }
             throw error
+        }
+    }
+
+    /// Records a batch's outcomes once what its flush left is done.
+    private static func commit(_ outcomes: [DeliveryOutcome], after settle: Settlement?, account: String, target: String,
+                               _ ledger: Ledger) throws {
+        if let settle { try Self.settle(settle, account: account, target: target) }
+        try ledger.record(outcomes)
+    }
+
+    /// `commit` in a task of its own, while the runner goes on, once `previous` is done.
+    private static func commitLater(_ outcomes: [DeliveryOutcome], after settle: Settlement?, behind previous: Task<Void, Error>?,
+                                    account: String, target: String, _ ledger: Ledger) -> Task<Void, Error> {
+        Task {
+            try await previous?.value
+            if let settle { try await Blocking.sync.run { try Self.settle(settle, account: account, target: target) } }
+            try await Blocking.ledger.run { try ledger.record(outcomes) }
+        }
+    }
+
+    /// Runs what a flush left to do; the sink failing then stops the transfer, as a failed flush
+    /// would have: the batch's rows stay `pending`, and recovery decides.
+    private static func settle(_ settle: Settlement, account: String, target: String) throws {
+        do {
+            try settle.run()
+        } catch let error as DeliveryError {
+            throw TransferStopped(account: account, target: target, error: error)
         }
     }
 
@@ -730,6 +780,23 @@ final class FetchPlan: @unchecked Sendable {
     /// Forgets every batch (the runner dropped the ones fetched ahead).
     func clear() {
         lock.withLock { batches.removeAll() }
+    }
+}
+
+/// Threads of their own for work that blocks in the kernel (a ledger commit's fsync, a Maildir's
+/// syncfs): run in a task, such work holds one of the few threads Swift's tasks share (one a
+/// core), and on two cores a commit and a sync in the background left none for the fetch the
+/// runner was waiting for (8 ms gaps in the fetch, seen in a timeline of a run).
+struct Blocking: Sendable {
+    let queue: DispatchQueue
+
+    static let ledger = Blocking(queue: DispatchQueue(label: "mailfunnel.ledger"))
+    static let sync = Blocking(queue: DispatchQueue(label: "mailfunnel.sync"))
+
+    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work() }) }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Funnel
+import NIOCore
 import Testing
 
 /// How a written message moves from tmp/ into place.
@@ -22,5 +23,26 @@ struct MaildirSinkTests {
 
         // A file that is not there is an error that names the place.
         #expect(throws: DeliveryError.self) { try MaildirSink.moveIntoPlace("\(dir.path)/missing", "\(dir.path)/elsewhere") }
+    }
+
+    /// What a flush leaves to do: until it is done the messages are only in tmp/, where no
+    /// reader looks; then they are in place and tmp/ is empty.
+    @Test func aFlushCanLeaveItsSyncsAndMovesForLater() async throws {
+        let dir = try TemporaryDirectory()
+        let sink = MaildirSink(path: dir.file("md"))
+        _ = try await sink.prepare(mailbox: "INBOX")
+        let spool = Spool(options: Spool.Options(directory: dir.path))
+        try spool.append(ByteBuffer(string: "Subject: one\n\nbody\n"))
+        let key = SourceKey(account: "test", mailbox: "INBOX", uidValidity: 1, ident: "1")
+        _ = try await sink.deliver(spool.finish(), key: key, mailbox: "INBOX")
+        let (outcomes, settle) = try await sink.flushLeavingSettlement()
+        #expect(outcomes.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("md/tmp")).count == 1)
+        #expect(try maildirContents(dir.file("md")).isEmpty)
+        try #require(settle).run()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("md/tmp")).isEmpty)
+        #expect(try maildirContents(dir.file("md")).count == 1)
+        // Nothing more written: nothing left to do.
+        #expect(try await sink.flushLeavingSettlement().settle == nil)
     }
 }

@@ -125,6 +125,32 @@ final class WaitingMaildirSink: WrappingSink {
     }
 }
 
+/// A Maildir sink whose flushes leave their syncs and moves to the transfer, and whose settlement
+/// first waits (up to two seconds) for a message of the next batch to be delivered, noting
+/// whether one was: the next batch is written while this one is made durable.
+final class SettlingMaildirSink: WrappingSink, @unchecked Sendable {
+    let inner: MailSink
+    let delivered = Mutex(0)
+    let overlapped = Mutex<[Bool]>([])
+    init(_ inner: MailSink) { self.inner = inner }
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
+        let receipt = try await inner.deliver(message, key: key, mailbox: mailbox)
+        delivered.withLock { $0 += 1 }
+        return receipt
+    }
+    func flushLeavingSettlement() async throws -> (outcomes: [SourceKey: StagedOutcome], settle: Settlement?) {
+        let (outcomes, settle) = try await inner.flushLeavingSettlement()
+        guard let settle else { return (outcomes, nil) }
+        let before = delivered.withLock { $0 }
+        return (outcomes, Settlement { [self] in
+            let deadline = ContinuousClock.now + .seconds(2)
+            while delivered.withLock({ $0 }) == before, ContinuousClock.now < deadline { usleep(2_000) }
+            overlapped.withLock { $0.append(delivered.withLock { $0 } > before) }
+            try settle.run()
+        })
+    }
+}
+
 func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
     let n = Array(needle.utf8)
     guard n.count <= haystack.count else { return false }
@@ -187,6 +213,25 @@ struct TransferTests {
         #expect(summary.failed == 0)
         #expect(sink.overlapped == [true, true, true, true])
         #expect(try maildirContents(dir.file("dst")).count == 12)
+    }
+
+    /// A Maildir batch's syncs and moves into place run beside the next batch's writing to tmp/,
+    /// and every message still ends up in place, recorded once.
+    @Test func aMaildirBatchIsMadeDurableWhileTheNextIsWritten() async throws {
+        let dir = try TemporaryDirectory()
+        let messages = (0..<6).map { Array("Subject: m\($0)\n\nbody \($0)\n".utf8) }
+        try writeMbox(dir.file("src.mbox"), messages)
+        let sink = SettlingMaildirSink(try Endpoints.sink(MailURL.parse("maildir:\(dir.file("dst"))")))
+        var options = TransferOptions()
+        options.limits = .init(maxMessages: 2)
+        let ledger = try Ledger(path: dir.file("l.sqlite"))
+        let summary = try await Transfer(source: try Endpoints.source(MailURL.parse("mbox:\(dir.file("src.mbox"))")), sink: sink,
+                                         ledger: ledger, options: options).run()
+        #expect(summary.delivered == 6)
+        // The last batch has no next one to wait for.
+        #expect(sink.overlapped.withLock { $0 } == [true, true, false])
+        #expect(try maildirContents(dir.file("dst")).count == 6)
+        #expect(try ledger.pending(account: "mbox:\(dir.file("src.mbox"))").isEmpty)
     }
 
     @Test func maildirToMaildirKeepsBytesFlagsAndDates() async throws {

@@ -153,8 +153,7 @@ final class MboxLister {
     private var ready: [ListedMessage] = []
     private var position: Int64 = 0
     private var ended = false
-    private let chunkSize = 256 << 10
-    private lazy var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
 
     init(file: LocalFile, format: MboxFormat, identity: String) {
         self.file = file

@@ -166,7 +166,7 @@ public struct SASLClient: Sendable {
     /// PBKDF2-HMAC-SHA-256 for one 32-byte block (what SCRAM-SHA-256 needs), written out because
     /// swift-crypto's PBKDF2 refuses SCRAM's usual 4,096 rounds. The key's padded blocks are hashed
     /// once and each round starts from a copy of that state (RFC 2104 §4 allows it): two SHA-256
-    /// blocks a round instead of four. 4,096 rounds took 4.8 ms of every login; now 1.9 ms.
+    /// blocks a round instead of four. 4,096 rounds took 4.8 ms of every login here, now 2.2 ms.
     static func pbkdf2SHA256(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
         let keyed = HMAC<SHA256>(key: SymmetricKey(data: password))
         func round(_ data: UnsafeRawBufferPointer) -> HashedAuthenticationCode<SHA256> {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MailTransport
 import ServiceLifecycle
 import UnixSignals
 
@@ -41,6 +42,8 @@ public struct DaemonService: Service {
                     logger.error("reload refused, the running configuration stays: \(describeFailure(error).message)")
                     continue
                 }
+                // The system's trust roots may have changed too (a CA file is checked at every connection).
+                TLSContexts.forget()
                 let wanted = Dictionary(next.map { ($0.0.job.name, $0) }, uniquingKeysWith: { a, _ in a })
                 for (name, entry) in running where wanted[name]?.1 != entry.fingerprint {
                     entry.stop.raise()

@@ -24,6 +24,15 @@ public struct ImportJob: Sendable {
         }
     }
 
+    /// Starts loading the trust roots its connections will use (see `TLSContexts`), so that start-up
+    /// work such as opening the ledger goes on meanwhile.
+    public func prepareTLS() {
+        for (url, settings) in [(source, sourceSettings), (target, targetSettings)] where url.scheme.isNetwork {
+            guard let endpoint = try? settings.endpoint(for: url, who: name), endpoint.tls != .none else { continue }
+            TLSContexts.prepare(caFile: endpoint.caFile)
+        }
+    }
+
     /// Builds the transfer (opening nothing on the network yet).
     public func makeTransfer(ledger: Ledger?, logger: Logger, onEvent: @escaping (TransferEvent) -> Void) throws -> Transfer {
         if source.scheme == .maildir, target.scheme == .maildir {

@@ -27,7 +27,7 @@ public final class MailConnection: Sendable {
     /// Connects, and for implicit TLS completes the handshake before returning.
     public static func connect(to endpoint: ServerEndpoint,
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> MailConnection {
-        let sslContext: NIOSSLContext? = endpoint.tls == .implicit ? try makeSSLContext(endpoint) : nil
+        let sslContext: NIOSSLContext? = endpoint.tls == .implicit ? try await TLSContexts.context(for: endpoint) : nil
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(Int64(endpoint.connectTimeout.components.seconds) * 1_000_000_000))
             .channelOption(.autoRead, value: false)
@@ -124,7 +124,7 @@ public final class MailConnection: Sendable {
         if try await hasBufferedBytes() {
             throw TransportError.plaintextAfterStartTLS(endpoint: endpoint.description)
         }
-        let context = try Self.makeSSLContext(endpoint)
+        let context = try await TLSContexts.context(for: endpoint)
         let endpoint = self.endpoint
         let channel = self.channel
         let bridge = self.bridge
@@ -147,20 +147,6 @@ public final class MailConnection: Sendable {
     /// Closes the connection (idempotent).
     public func close() async {
         try? await channel.close().get()
-    }
-
-    static func makeSSLContext(_ endpoint: ServerEndpoint) throws -> NIOSSLContext {
-        var config = TLSConfiguration.makeClientConfiguration()
-        config.certificateVerification = .fullVerification
-        config.minimumTLSVersion = .tlsv12
-        if let ca = endpoint.caFile {
-            config.additionalTrustRoots = [.file(ca)]
-        }
-        do {
-            return try NIOSSLContext(configuration: config)
-        } catch {
-            throw TransportError.tlsFailed(endpoint: endpoint.description, reason: "cannot load the trust roots\(endpoint.caFile.map { " (\($0))" } ?? ""): \(error)")
-        }
     }
 
     static func describe(_ error: Error) -> String {

@@ -136,6 +136,7 @@ extension Mailfunnel {
                 job.targetSettings.envelopeTo = envelopeTo
                 jobs = [job]
             }
+            if !dryRun { jobs.forEach { $0.prepareTLS() } }
             let path = ledgerPath ?? Ledger.defaultPath
             let ledger: Ledger?
             if dryRun {

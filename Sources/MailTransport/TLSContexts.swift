@@ -6,8 +6,9 @@ import Synchronization
 /// connection. Building one reads and parses the system's trust roots, about 3 ms here, which
 /// every connection used to pay: an IMAP → IMAP import opens two, a daemon one or two a poll.
 ///
-/// A context is kept per CA file and that file's version (device, inode, size, modification time),
-/// so a CA file replaced on disk is read again by the next connection. The system's roots are read
+/// A context is kept per CA file and that file's version (device, inode, size, modification and
+/// status change times), so a CA file replaced on disk is read again by the next connection; one
+/// that failed to build is not kept, so the next connection tries again. The system's roots are read
 /// once a process, and again after `forget()` (a daemon's reload), as a daemon usually does.
 public enum TLSContexts {
     private struct Key: Hashable {
@@ -31,9 +32,13 @@ public enum TLSContexts {
 
     /// The context for `endpoint`'s trust roots, built on first use.
     static func context(for endpoint: ServerEndpoint) async throws -> NIOSSLContext {
+        let building = task(endpoint.caFile)
         do {
-            return try await task(endpoint.caFile).value
+            return try await building.value
         } catch {
+            contexts.withLock { contexts in
+                for (key, known) in contexts where known == building { contexts[key] = nil }
+            }
             throw TransportError.tlsFailed(endpoint: endpoint.description, reason: "cannot load the trust roots\(endpoint.caFile.map { " (\($0))" } ?? ""): \(error)")
         }
     }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import Synchronization
 
 /// The SQLite record of every message MailFunnel has handled: the heart of exactly-once delivery.
@@ -42,16 +41,7 @@ public final class Ledger: Sendable {
         // A run touches the index pages of the rows it handles, not the whole ledger: 1 MiB of page
         // cache per connection (SQLite's default is 2 MiB) keeps memory flat as the ledger grows.
         config.maximumReaderCount = 2
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA cache_size = -1024")
-            // The WAL file is kept when the last connection closes. SQLite still checkpoints it
-            // then, so the ledger file alone holds every commit (a copy of it is a whole ledger);
-            // only the unlink goes, and the next run writes over the file. Unlinking the ~4 MiB
-            // a run leaves took 11 ms on this machine's ext4 (mounted with `discard`): 20 to
-            // 30 ms of a 5,000-message import's end, in a timeline of the run.
-            var persist: Int32 = 1
-            _ = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
-        }
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -1024") }
         do {
             if !readOnly {
                 let dir = (path as NSString).deletingLastPathComponent

@@ -158,28 +158,6 @@ struct LedgerTests {
         #expect(status.first?.lastSuccess != nil)
     }
 
-    /// Closing keeps the WAL file (unlinking it was most of an import's last 20 ms) but still
-    /// checkpoints it: the ledger file alone, copied without its WAL, holds every commit, and the
-    /// ledger reopens and takes new commits over the kept file.
-    @Test func closingCheckpointsIntoTheLedgerFileAndKeepsTheWALFile() throws {
-        let path = dir.file("own/ledger.sqlite")
-        do {
-            let l = try Ledger(path: path)
-            try l.markPending([intent(key("1")), intent(key("2"))])
-            try l.record([.delivered(key("1"), targetRef: "r1")])
-        }
-        #expect(FileManager.default.fileExists(atPath: path + "-wal"))
-        let copy = dir.file("copy/ledger.sqlite")
-        try FileManager.default.createDirectory(atPath: dir.file("copy"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: path, toPath: copy)
-        let copied = try Ledger(path: copy)
-        #expect(try copied.entry(key("1"))?.state == .delivered)
-        #expect(try copied.entry(key("2"))?.state == .pending)
-        let reopened = try Ledger(path: path)
-        try reopened.record([.delivered(key("2"), targetRef: "r2")])
-        #expect(try reopened.entry(key("2"))?.state == .delivered)
-    }
-
     @Test func usesWALAndFullSync() throws {
         let mode = try ledger.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 /// The SQLite record of every message MailFunnel has handled: the heart of exactly-once delivery.
@@ -41,7 +42,9 @@ public final class Ledger: Sendable {
         // A run touches the index pages of the rows it handles, not the whole ledger: 1 MiB of page
         // cache per connection (SQLite's default is 2 MiB) keeps memory flat as the ledger grows.
         config.maximumReaderCount = 2
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -1024") }
+        // A statement of many rows keeps a statement journal (to undo itself alone if it fails
+        // half way): in memory, not in a temporary file written for every batch.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -1024; PRAGMA temp_store = MEMORY") }
         do {
             if !readOnly {
                 let dir = (path as NSString).deletingLastPathComponent
@@ -390,11 +393,16 @@ extension Ledger {
     }
 
     static func insertPending(_ db: Database, _ intents: [PendingIntent], now: Double) throws {
-            guard !intents.isEmpty else { return }
-            let statement = try db.cachedStatement(sql: """
+        // Up to `rowsPerStatement` rows a statement: one statement per row cost more in binding
+        // (GRDB's) and in SQLite's per-statement work than the rows themselves.
+        var rest = intents[...]
+        while !rest.isEmpty {
+            let rows = rest.prefix(rowsPerStatement)
+            rest = rest.dropFirst(rows.count)
+            var statement = try BoundStatement(db, sql: """
                 INSERT INTO message (account, mailbox, uid_validity, ident, state, target, target_mailbox, sha256,
                                      size, message_id, target_uidvalidity, target_uidnext, attempts, created_at, updated_at)
-                VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                VALUES \(repeatElement("(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", count: rows.count).joined(separator: ", "))
                 ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
                     state = 'pending', target = excluded.target, target_mailbox = excluded.target_mailbox,
                     sha256 = excluded.sha256, size = excluded.size, message_id = excluded.message_id,
@@ -402,14 +410,28 @@ extension Ledger {
                     attempts = message.attempts + 1, updated_at = excluded.updated_at
                 WHERE message.state IN ('failed', 'pending')
                 """)
-            for i in intents {
-                try statement.execute(arguments: [
-                    i.key.account, i.key.mailbox, Int64(i.key.uidValidity), i.key.ident, i.target, i.targetMailbox,
-                    i.sha256, i.size, i.messageID, i.watermark.uidValidity.map { Int64($0) },
-                    i.watermark.uidNext.map { Int64($0) }, now, now,
-                ])
+            for i in rows {
+                statement.bind(i.key.account)
+                statement.bind(i.key.mailbox)
+                statement.bind(Int64(i.key.uidValidity))
+                statement.bind(i.key.ident)
+                statement.bind(i.target)
+                statement.bind(i.targetMailbox)
+                statement.bind(i.sha256)
+                statement.bind(Int64(i.size))
+                statement.bind(i.messageID)
+                statement.bind(i.watermark.uidValidity.map { Int64($0) })
+                statement.bind(i.watermark.uidNext.map { Int64($0) })
+                statement.bind(now)
+                statement.bind(now)
             }
+            try statement.run()
+        }
     }
+
+    /// How many rows one statement writes at most: 64 rows of 13 values keep under the 999
+    /// variables older SQLite builds allow, and the few statement shapes stay in GRDB's cache.
+    static let rowsPerStatement = 64
 
     /// Records the outcomes of a batch whose deliveries the sink has made durable.
     public func record(_ outcomes: [DeliveryOutcome]) throws {
@@ -419,38 +441,77 @@ extension Ledger {
     }
 
     static func insertOutcomes(_ db: Database, _ outcomes: [DeliveryOutcome], now: Double) throws {
-            for outcome in outcomes {
-                switch outcome {
-                case let .delivered(key, ref):
-                    try db.cachedStatement(sql: """
-                        UPDATE message SET state = 'delivered', target_ref = ?, error_class = NULL, error_text = NULL,
-                            updated_at = ?
-                        WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ? AND state = 'pending'
-                        """).execute(arguments: [ref, now, key.account, key.mailbox, Int64(key.uidValidity), key.ident])
-                case let .failed(key, error):
-                    try db.cachedStatement(sql: """
-                        INSERT INTO message (account, mailbox, uid_validity, ident, state, error_class, error_text,
-                                             attempts, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, 'failed', ?, ?, 1, ?, ?)
-                        ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
-                            state = 'failed', error_class = excluded.error_class, error_text = excluded.error_text,
-                            updated_at = excluded.updated_at,
-                            attempts = CASE WHEN message.state = 'pending' THEN message.attempts ELSE message.attempts + 1 END
-                        WHERE message.state IN ('pending', 'failed')
-                        """).execute(arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident,
-                                         error.errorClass.rawValue, error.message, now, now])
-                case let .skipped(key, reason, sha256, size):
-                    try db.cachedStatement(sql: """
-                        INSERT INTO message (account, mailbox, uid_validity, ident, state, reason, sha256, size,
-                                             created_at, updated_at)
-                        VALUES (?, ?, ?, ?, 'skipped', ?, ?, ?, ?, ?)
-                        ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
-                            state = 'skipped', reason = excluded.reason, updated_at = excluded.updated_at
-                        WHERE message.state IN ('pending', 'failed')
-                        """).execute(arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident, reason,
-                                         sha256, size, now, now])
+        // Deliveries (nearly every outcome) go in runs of one source mailbox, several rows a
+        // statement; the rest one by one. Either way in the order given.
+        var run: [(key: SourceKey, ref: String)] = []
+        func flushRun() throws {
+            guard let first = run.first?.key else { return }
+            var rest = run[...]
+            while !rest.isEmpty {
+                let rows = rest.prefix(rowsPerStatement)
+                rest = rest.dropFirst(rows.count)
+                var statement = try BoundStatement(db, sql: """
+                    UPDATE message SET state = 'delivered', target_ref = v.column2, error_class = NULL, error_text = NULL,
+                        updated_at = ?
+                    FROM (VALUES \(repeatElement("(?, ?)", count: rows.count).joined(separator: ", "))) AS v
+                    WHERE message.account = ? AND message.mailbox = ? AND message.uid_validity = ?
+                      AND message.ident = v.column1 AND message.state = 'pending'
+                    """)
+                statement.bind(now)
+                for (key, ref) in rows {
+                    statement.bind(key.ident)
+                    statement.bind(ref)
                 }
+                statement.bind(first.account)
+                statement.bind(first.mailbox)
+                statement.bind(Int64(first.uidValidity))
+                try statement.run()
             }
+            run.removeAll(keepingCapacity: true)
+        }
+        for outcome in outcomes {
+            if case let .delivered(key, ref) = outcome {
+                if let first = run.first?.key,
+                   first.account != key.account || first.mailbox != key.mailbox || first.uidValidity != key.uidValidity {
+                    try flushRun()
+                }
+                run.append((key, ref))
+                continue
+            }
+            try flushRun()
+            try insertOutcome(db, outcome, now: now)
+        }
+        try flushRun()
+    }
+
+    /// A failure or a skip (deliveries go through `insertOutcomes`' runs).
+    static func insertOutcome(_ db: Database, _ outcome: DeliveryOutcome, now: Double) throws {
+        switch outcome {
+        case let .delivered(key, ref):
+            try insertOutcomes(db, [.delivered(key, targetRef: ref)], now: now)
+        case let .failed(key, error):
+            try db.cachedStatement(sql: """
+                INSERT INTO message (account, mailbox, uid_validity, ident, state, error_class, error_text,
+                                     attempts, created_at, updated_at)
+                VALUES (?, ?, ?, ?, 'failed', ?, ?, 1, ?, ?)
+                ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
+                    state = 'failed', error_class = excluded.error_class, error_text = excluded.error_text,
+                    updated_at = excluded.updated_at,
+                    attempts = CASE WHEN message.state = 'pending' THEN message.attempts ELSE message.attempts + 1 END
+                WHERE message.state IN ('pending', 'failed')
+                """).execute(arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident,
+                                 error.errorClass.rawValue, error.message, now, now])
+        case let .skipped(key, reason, sha256, size):
+            try db.cachedStatement(sql: """
+                INSERT INTO message (account, mailbox, uid_validity, ident, state, reason, sha256, size,
+                                     created_at, updated_at)
+                VALUES (?, ?, ?, ?, 'skipped', ?, ?, ?, ?, ?)
+                ON CONFLICT (account, mailbox, uid_validity, ident) DO UPDATE SET
+                    state = 'skipped', reason = excluded.reason, updated_at = excluded.updated_at
+                WHERE message.state IN ('pending', 'failed')
+                """).execute(arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident, reason,
+                                 sha256, size, now, now])
+        }
     }
 
     /// Records that the source copies of these delivered messages were disposed of.
@@ -542,6 +603,65 @@ extension Ledger {
                                        THEN MAX(watermark.highest_uid, excluded.highest_uid) ELSE excluded.highest_uid END,
                     uid_validity = excluded.uid_validity, updated_at = excluded.updated_at
                 """).execute(arguments: [account, mailbox, Int64(uidValidity), Int64(highestUID), Self.now])
+        }
+    }
+}
+
+/// A cached statement whose values are bound, in order, through SQLite's C API, and run once: for
+/// the ledger's hot writes (a batch's intents and deliveries), where GRDB's `execute(arguments:)`
+/// (an existential per value, a closure per binding) cost as much as SQLite's own work.
+/// Strings are copied by SQLite (`SQLITE_TRANSIENT`), so nothing bound must outlive the call.
+struct BoundStatement {
+    private let handle: OpaquePointer
+    private var next: Int32 = 1
+    private let sql: String
+
+    init(_ db: Database, sql: String) throws {
+        handle = try db.cachedStatement(sql: sql).sqliteStatement
+        self.sql = sql
+        // A statement GRDB ran last is left stepped: reset it (every value is bound again).
+        sqlite3_reset(handle)
+    }
+
+    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+    mutating func bind(_ value: String) {
+        sqlite3_bind_text(handle, next, value, -1, Self.transient)
+        next += 1
+    }
+
+    mutating func bind(_ value: String?) {
+        if let value { bind(value) } else { bindNull() }
+    }
+
+    mutating func bind(_ value: Int64) {
+        sqlite3_bind_int64(handle, next, value)
+        next += 1
+    }
+
+    mutating func bind(_ value: Int64?) {
+        if let value { bind(value) } else { bindNull() }
+    }
+
+    mutating func bind(_ value: Double) {
+        sqlite3_bind_double(handle, next, value)
+        next += 1
+    }
+
+    private mutating func bindNull() {
+        sqlite3_bind_null(handle, next)
+        next += 1
+    }
+
+    /// Runs the statement to its end; a failure is thrown as GRDB's `DatabaseError`, so the
+    /// transaction it is in rolls back as for any other statement.
+    func run() throws {
+        precondition(next - 1 == sqlite3_bind_parameter_count(handle), "\(next - 1) values bound for \(sql)")
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))), sql: sql)
         }
     }
 }

@@ -55,6 +55,45 @@ struct LedgerTests {
         #expect(try ledger.entry(k) == LedgerEntry(state: .disposed, attempts: 1, errorClass: nil, disposal: "delete"))
     }
 
+    /// A batch's rows go several to a statement (`Ledger.rowsPerStatement`): larger batches, rows
+    /// that were there before, outcomes of two mailboxes in one call and a failure between
+    /// deliveries all end as they would one row at a time.
+    @Test func batchesOfManyRowsEndAsOneRowAtATimeWould() throws {
+        let n = Ledger.rowsPerStatement * 2 + 22
+        func other(_ i: Int) -> SourceKey { SourceKey(account: "acct", mailbox: "Sent", uidValidity: 9, ident: "\(i)") }
+        let keys = (1...n).map { key("\($0)", uv: 5) }
+        // Before the batch: one failed (retried: attempts 2), one delivered (left alone).
+        try ledger.markPending([intent(keys[3]), intent(keys[70])])
+        try ledger.record([.failed(keys[3], DeliveryError(.temporary, "421")), .delivered(keys[70], targetRef: "old")])
+        try ledger.markPending(keys.enumerated().map { intent($1, sha: String(format: "%064x", $0)) } + (1...3).map { intent(other($0)) })
+        #expect(try ledger.pending(account: "acct").count == n - 1 + 3)
+        let record = try #require(try ledger.pending(account: "acct").first { $0.key == keys[100] })
+        #expect(record.sha256 == String(format: "%064x", 100) && record.size == 10 && record.messageID == "<m@x>")
+        #expect(record.watermark == TargetWatermark(uidValidity: 7, uidNext: 42) && record.targetMailbox == "INBOX")
+        #expect(try ledger.entry(keys[3])?.attempts == 2)
+
+        var outcomes: [DeliveryOutcome] = keys[..<100].map { .delivered($0, targetRef: "new/\($0.ident)") }
+        outcomes.append(.failed(keys[100], DeliveryError(.temporary, "disk full")))
+        outcomes += keys[101...].map { .delivered($0, targetRef: "new/\($0.ident)") }
+        outcomes += [.delivered(other(1), targetRef: "sent/1"), .delivered(other(2), targetRef: "sent/2"),
+                     .delivered(key("ghost", uv: 5), targetRef: "x")]
+        try ledger.record(outcomes)
+
+        let rows = try ledger.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT mailbox, ident, state, target_ref FROM message ORDER BY id")
+        }
+        var byKey: [String: (state: String, ref: String?)] = [:]
+        for r in rows { byKey["\(r["mailbox"] as String)/\(r["ident"] as String)"] = (r["state"], r["target_ref"]) }
+        for (i, k) in keys.enumerated() where i != 70 && i != 100 {
+            #expect(byKey["INBOX/\(k.ident)"]?.state == "delivered" && byKey["INBOX/\(k.ident)"]?.ref == "new/\(k.ident)", "\(k)")
+        }
+        #expect(byKey["INBOX/71"]?.ref == "old")
+        #expect(byKey["INBOX/101"]?.state == "failed")
+        #expect(byKey["Sent/1"]?.ref == "sent/1" && byKey["Sent/2"]?.ref == "sent/2" && byKey["Sent/3"]?.state == "pending")
+        #expect(byKey["INBOX/ghost"] == nil)
+        #expect(try ledger.pending(account: "acct").map(\.key) == [other(3)])
+    }
+
     @Test func deliveredIsNeverRecordedWithoutAPendingIntent() throws {
         // `delivered` only follows `pending`: an outcome for an unknown key changes nothing.
         try ledger.record([.delivered(key("ghost"), targetRef: "x")])

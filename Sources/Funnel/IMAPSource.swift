@@ -6,8 +6,9 @@ import MailTransport
 import NIOCore
 
 /// An IMAP account as a source: every selectable folder (or the ones asked for), keyed by
-/// UIDVALIDITY and UID, fetched with `BODY.PEEK[]` (so reading marks nothing as seen) in one UID
-/// FETCH per batch, with the bodies streamed into spools.
+/// UIDVALIDITY and UID, fetched with `BODY.PEEK[]` (so reading marks nothing as seen), with the
+/// bodies streamed into spools: one UID FETCH for a batch and the batches after it when nothing
+/// else needs the session in between (a window, read a batch per call), else one per batch.
 ///
 /// Mailbox names are given to the engine decoded (modified UTF-7 undone) with `/` as the hierarchy
 /// separator, whatever the server's delimiter, so a target can rebuild the tree its own way.
@@ -24,6 +25,12 @@ public final class IMAPSource: MailSource {
     /// next fetch of exactly these UIDs reads its response; anything else reads it first and
     /// drops it.
     private(set) var sentAhead: SentFetch?
+    /// The UID FETCH of a batch and the batches after it, read a batch per `fetch` (see
+    /// `MailSource.fetch`'s `horizon`).
+    private(set) var window: FetchWindow?
+    /// At most this many UID ranges in a window's command: a line of a few KB (RFC 7162 §4 asks
+    /// clients to keep command lines under 8,192 octets).
+    static let windowRanges = 300
 
     /// The URL without its path, computed once: it keys every ledger row.
     public let identity: String
@@ -54,6 +61,10 @@ public final class IMAPSource: MailSource {
         if let ahead = sentAhead {
             sentAhead = nil
             try await c.uidFetch(continuing: ahead) { _ in }
+        }
+        if let w = window {
+            window = nil
+            if !w.ended { _ = try await c.readFetch(w.command, pauseAfterMessage: { false }) { _ in } }
         }
         return c
     }
@@ -136,13 +147,42 @@ public final class IMAPSource: MailSource {
     /// As above; the UID FETCH of the `upcoming` batch is written the moment this one's ends (see
     /// `IMAPClient.uidFetch(_:items:then:onEvent:)`), and the next call, for that batch, reads it.
     public func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+                      horizon: @escaping @Sendable () -> [[ListedMessage]],
                       makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         let uids = messages.compactMap { $0.locator.uid }
+        if let w = window, w.mailbox == wire(mailbox), !uids.isEmpty, uids.allSatisfy(w.asked.contains) {
+            return try await read(messages, from: w, mailbox: mailbox, makeSpool: makeSpool)
+        }
         let set = UIDSet(uids: uids)
         var ahead: SentFetch?
         if let a = sentAhead, a.set == set {
             sentAhead = nil
             ahead = a
+        }
+        if ahead == nil, !uids.isEmpty, case let later = horizon(), !later.isEmpty {
+            // This batch and those after it in one command, as many as a short command line
+            // names (UIDs come ascending: a new range wherever one is not the last plus one).
+            var all = uids
+            var ranges = 1
+            for (u, v) in zip(uids, uids.dropFirst()) where v != u &+ 1 { ranges += 1 }
+            for batch in later {
+                let more = batch.compactMap { $0.locator.uid }
+                var added = 0
+                var last = all.last!
+                for u in more {
+                    if u != last &+ 1 { added += 1 }
+                    last = u
+                }
+                guard !more.isEmpty, ranges + added <= Self.windowRanges else { break }
+                ranges += added
+                all += more
+            }
+            let c = try await idle()
+            if c.selected?.name != wire(mailbox) { _ = try await c.select(wire(mailbox), readOnly: readOnly) }
+            let w = FetchWindow(command: try await c.startFetch(UIDSet(uids: all), items: ["UID", "BODY.PEEK[]"]),
+                                mailbox: wire(mailbox), asked: all)
+            window = w
+            return try await read(messages, from: w, mailbox: mailbox, makeSpool: makeSpool)
         }
         let c = try await idle()
         if c.selected?.name != wire(mailbox) {
@@ -190,7 +230,14 @@ public final class IMAPSource: MailSource {
             sentAhead = try await c.uidFetch(set, items: ["UID", "BODY.PEEK[]"], then: next, onEvent: handler)
         }
         if let spoolError, spooled.isEmpty, failures.isEmpty { throw spoolError }
-        return messages.map { m in
+        return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures)
+    }
+
+    /// Each listed message with what arrived for it: its spool, why it could not be spooled, or
+    /// that the server sent nothing for it.
+    private static func results(_ messages: [ListedMessage], mailbox: String, spooled: [UInt32: SpooledMessage],
+                                failures: [UInt32: DeliveryError]) -> [FetchResult] {
+        messages.map { m in
             guard let u = m.locator.uid else { return .failed(m, DeliveryError(.permanent, "no UID")) }
             if let s = spooled[u] {
                 s.flags = m.flags
@@ -199,6 +246,68 @@ public final class IMAPSource: MailSource {
             }
             return .failed(m, failures[u] ?? DeliveryError(.temporary, "UID \(u) is no longer in \(mailbox) (expunged by another client?)"))
         }
+    }
+
+    /// One batch of a window: what arrived for it earlier, then the response read on until every
+    /// message of the batch is in (a pause: the rest stays unread, for the next batches' calls) or
+    /// the command ends. A message of a later batch that comes first is kept for its call.
+    private func read(_ messages: [ListedMessage], from w: FetchWindow, mailbox: String,
+                      makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
+        var wanted = Set(messages.compactMap { $0.locator.uid })
+        var spooled: [UInt32: SpooledMessage] = [:]
+        var failures: [UInt32: DeliveryError] = [:]
+        for u in wanted {
+            if let s = w.early.removeValue(forKey: u) { spooled[u] = s }
+            if let f = w.earlyFailures.removeValue(forKey: u) { failures[u] = f }
+        }
+        wanted.subtract(spooled.keys)
+        wanted.subtract(failures.keys)
+        if !wanted.isEmpty && !w.ended {
+            let c = try await session()
+            var spool: Spool?
+            var uid: UInt32?
+            var spoolError: Error?
+            let handler: (IMAPResponseEvent) throws -> Void = { event in
+                switch event {
+                case .fetchBegan:
+                    uid = nil
+                    spool = nil
+                    spoolError = nil
+                case let .fetchAttribute(.uid(u)):
+                    uid = u
+                case let .fetchBodyBegan(section, size) where section == "BODY[]":
+                    spool = try makeSpool()
+                    spool?.reserve(size)
+                case let .fetchBodyBytes(bytes):
+                    do { try spool?.append(bytes) } catch { spoolError = error; spool = nil }
+                case .fetchEnded:
+                    defer { spool = nil }
+                    // Only a message's first arrival, and only one asked for, counts.
+                    guard let u = uid, spool != nil || spoolError != nil, w.outstanding.remove(u) != nil else { break }
+                    let failure = spoolError.map { DeliveryError(.temporary, "could not spool: \($0)") }
+                    if wanted.remove(u) != nil {
+                        if let s = spool { spooled[u] = s.finish() } else { failures[u] = failure }
+                    } else if let s = spool {
+                        w.early[u] = s.finish()
+                    } else {
+                        w.earlyFailures[u] = failure
+                    }
+                default: break
+                }
+            }
+            do {
+                // With nothing more asked for, read on to the tagged OK: the command ends here.
+                if try await c.readFetch(w.command, pauseAfterMessage: { wanted.isEmpty && !w.outstanding.isEmpty },
+                                         onEvent: handler) {
+                    w.ended = true
+                }
+            } catch {
+                if window === w { window = nil }
+                throw error
+            }
+        }
+        if w.ended, w.early.isEmpty, w.earlyFailures.isEmpty, window === w { window = nil }
+        return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures)
     }
 
     /// Mark seen with `UID STORE +FLAGS.SILENT (\Seen)`; delete with `\Deleted` then `UID EXPUNGE`
@@ -235,6 +344,16 @@ public final class IMAPSource: MailSource {
     }
 
     public func close() async throws -> [String: [String]] {
+        if let w = window, !w.ended {
+            // The transfer stopped before the window's last batch: reading the rest (up to a
+            // page of messages) to log out politely is not worth it; the connection is dropped.
+            window = nil
+            sentAhead = nil
+            await client?.close()
+            client = nil
+            return [:]
+        }
+        window = nil
         if client != nil, sentAhead != nil { _ = try? await idle() }
         await client?.logout()
         client = nil
@@ -264,5 +383,27 @@ extension MessageFlags {
                 if !f.hasPrefix("\\") && !keywords.contains(f) { keywords.append(f) }
             }
         }
+    }
+}
+
+/// One UID FETCH for several batches (`IMAPSource.fetch` with a horizon), read a batch at a time.
+final class FetchWindow {
+    let command: OpenFetch
+    /// The mailbox's name on the wire.
+    let mailbox: String
+    let asked: Set<UInt32>
+    /// Asked for and not arrived yet.
+    var outstanding: Set<UInt32>
+    /// Messages of batches not yet read that arrived while an earlier one was read.
+    var early: [UInt32: SpooledMessage] = [:]
+    var earlyFailures: [UInt32: DeliveryError] = [:]
+    /// The tagged response was read.
+    var ended = false
+
+    init(command: OpenFetch, mailbox: String, asked: [UInt32]) {
+        self.command = command
+        self.mailbox = mailbox
+        self.asked = Set(asked)
+        self.outstanding = self.asked
     }
 }

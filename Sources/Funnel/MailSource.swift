@@ -32,7 +32,15 @@ public protocol MailSource: AnyObject {
     /// As `fetch(_:mailbox:makeSpool:)`; `upcoming` says, when this batch is in, which batch the
     /// engine will ask for next (nil when it does not know yet). A source that can ask its server
     /// for it right then does so (IMAP), and keeps the server busy between the two calls.
+    ///
+    /// `horizon`, when not empty, is every batch the engine means to fetch after this one, in
+    /// order, with nothing else asked of the source in between (no disposals between batches). A
+    /// source may then ask its server for this batch and those in one request, and read the
+    /// response a batch per call, as the calls come (IMAP: one UID FETCH, so the server streams
+    /// without stopping at each batch's end). It reads no further than the batch asked for, so
+    /// the engine's pace still bounds what is held in memory.
     func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+               horizon: @escaping @Sendable () -> [[ListedMessage]],
                makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult]
 
     /// What `dispose` can do here (an mbox file is read-only).
@@ -50,8 +58,14 @@ public protocol MailSource: AnyObject {
 
 extension MailSource {
     public func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+                      horizon: @escaping @Sendable () -> [[ListedMessage]],
                       makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
         try await fetch(messages, mailbox: mailbox, makeSpool: makeSpool)
+    }
+
+    public func fetch(_ messages: [ListedMessage], mailbox: String, upcoming: @escaping @Sendable () -> [ListedMessage]?,
+                      makeSpool: @escaping () throws -> Spool) async throws -> [FetchResult] {
+        try await fetch(messages, mailbox: mailbox, upcoming: upcoming, horizon: { [] }, makeSpool: makeSpool)
     }
 }
 

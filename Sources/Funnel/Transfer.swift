@@ -328,6 +328,25 @@ public final class Transfer {
         // The batches fetched ahead, in the order started: as each one's response ends, the
         // source may already ask for the next (see `MailSource.fetch(_:mailbox:upcoming:makeSpool:)`).
         let plan = FetchPlan()
+        // With nothing disposed of between batches, the source may ask for a batch and every one
+        // after it at once, and hand them out a call at a time (`MailSource.fetch`'s `horizon`):
+        // the page's batches, as the machine will ask for them if all goes well.
+        let pageBatches: [Range<Int>] = {
+            guard options.disposal == .keep else { return [] }
+            var all: [Range<Int>] = []
+            var next = machine.upcomingBatch
+            while let r = next {
+                all.append(r)
+                next = machine.batch(after: r)
+            }
+            return all
+        }()
+        let listed = machine.messages
+        func horizon(after range: Range<Int>) -> @Sendable () -> [[ListedMessage]] {
+            guard let i = pageBatches.firstIndex(of: range) else { return { [] } }
+            let later = pageBatches[(i + 1)...]
+            return { later.map { Array(listed[$0]) } }
+        }
         func startPrefetch(_ wanted: Range<Int>? = nil) {
             guard options.prefetch else { return }
             // After the last batch fetched ahead, whether it is still in `ahead` or in `early`.
@@ -355,9 +374,11 @@ public final class Transfer {
                 // After the fetch started last, wherever it went (into `early`, or consumed).
                 let before = lastFetch
                 plan.add(range, messages)
+                let later = horizon(after: range)
                 let task = Task { [plan] in
                     if let before { _ = await before.result }
-                    return Handoff(try await source.value.fetch(messages, mailbox: mailbox, upcoming: { plan.after(range) }) {
+                    return Handoff(try await source.value.fetch(messages, mailbox: mailbox, upcoming: { plan.after(range) },
+                                                                horizon: later) {
                         Spool(options: spoolOptions)
                     })
                 }

@@ -234,19 +234,39 @@ public final class IMAPClient {
     private func collectOnLoop(tag: String, name: String, mailbox: String?,
                                onFetch: @escaping (IMAPResponseEvent) throws -> Void,
                                whenDone: @escaping () -> Void = {}) async throws -> TaggedResponse {
-        // Every event buffered so far: the tagged response that ends the command, or nil.
-        func step() throws -> TaggedResponse? {
+        guard case let .ended(t) = try await collectOnLoop(tag: tag, name: name, mailbox: mailbox, onFetch: onFetch,
+                                                            pauseAfterMessage: nil, whenDone: whenDone) else {
+            preconditionFailure("a read without a pause paused")
+        }
+        return t
+    }
+
+    /// How a read of a response stopped: at its tagged response, or paused between two messages.
+    private enum Collected {
+        case ended(TaggedResponse)
+        case paused
+    }
+
+    /// As above; with `pauseAfterMessage`, the read also stops after a FETCH response (a message)
+    /// when it returns true, leaving the rest of the command's response to a later call.
+    private func collectOnLoop(tag: String, name: String, mailbox: String?,
+                               onFetch: @escaping (IMAPResponseEvent) throws -> Void,
+                               pauseAfterMessage: (() -> Bool)?,
+                               whenDone: @escaping () -> Void = {}) async throws -> Collected {
+        // Every event buffered so far: the tagged response that ends the command, a pause, or nil.
+        func step() throws -> Collected? {
             while let event = try parseBuffered() {
                 if let t = try handle(event, tag: tag, name: name, mailbox: mailbox, onUntagged: { _ in }, onFetch: onFetch) {
                     whenDone()
-                    return t
+                    return .ended(t)
                 }
+                if case .fetchEnded = event, let pause = pauseAfterMessage, pause() { return .paused }
             }
             return nil
         }
         // What the parser already holds comes first.
-        if let t = try step() { return t }
-        var done: TaggedResponse?
+        if let c = try step() { return c }
+        var done: Collected?
         try await connection.consumeReads { more in
             self.buffer.absorb(&more)
             done = try step()
@@ -410,6 +430,27 @@ public final class IMAPClient {
             sent = SentFetch(tag: t, set: set, items: items)
         }
         return sent
+    }
+
+    /// Writes `UID FETCH set (items)` and returns at once: its response is read by `readFetch`,
+    /// a part at a time, and no other command may be sent until it has ended. For a fetch of many
+    /// batches in one command, so the server streams them without a pause between batches.
+    public func startFetch(_ set: UIDSet, items: [String]) async throws -> OpenFetch {
+        let tag = nextTag()
+        try await send(encoder.encode(tag: tag, .uidFetch(set, items: items)), tag: tag, sensitive: false)
+        return OpenFetch(tag: tag, set: set)
+    }
+
+    /// Reads `fetch`'s response, each event handed to `onEvent` on the connection's event loop,
+    /// until `pauseAfterMessage`, asked after each message, returns true (returns false: the
+    /// rest is still to be read) or the command ends (returns true).
+    public func readFetch(_ fetch: OpenFetch, pauseAfterMessage: @escaping () -> Bool,
+                          onEvent: @escaping (IMAPResponseEvent) throws -> Void) async throws -> Bool {
+        switch try await collectOnLoop(tag: fetch.tag, name: "UID FETCH", mailbox: selected?.name, onFetch: onEvent,
+                                       pauseAfterMessage: pauseAfterMessage) {
+        case .ended: return true
+        case .paused: return false
+        }
     }
 
     /// APPENDs messages, all in one command when the server has MULTIAPPEND (an all-or-nothing
@@ -607,6 +648,12 @@ public final class IMAPClient {
         default: trace.server("\(event)")
         }
     }
+}
+
+/// A UID FETCH whose response is read a part at a time (`IMAPClient.startFetch`, `readFetch`).
+public struct OpenFetch: Sendable, Equatable {
+    public let tag: String
+    public let set: UIDSet
 }
 
 /// A UID FETCH written ahead of its turn (`IMAPClient.uidFetch(_:items:then:onEvent:)`), whose

@@ -59,7 +59,7 @@ struct LedgerTests {
     /// that were there before, outcomes of two mailboxes in one call and a failure between
     /// deliveries all end as they would one row at a time.
     @Test func batchesOfManyRowsEndAsOneRowAtATimeWould() throws {
-        let n = Ledger.rowsPerStatement * 2 + 22
+        let n = Ledger.rowsPerStatement[0] * 2 + 23
         func other(_ i: Int) -> SourceKey { SourceKey(account: "acct", mailbox: "Sent", uidValidity: 9, ident: "\(i)") }
         let keys = (1...n).map { key("\($0)", uv: 5) }
         // Before the batch: one failed (retried: attempts 2), one delivered (left alone).

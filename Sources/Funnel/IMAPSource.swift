@@ -194,29 +194,11 @@ public final class IMAPSource: MailSource {
         }
         var spooled: [UInt32: SpooledMessage] = [:]
         var failures: [UInt32: DeliveryError] = [:]
-        var spool: Spool?
-        var uid: UInt32?
         var spoolError: Error?
-        let handler: (IMAPResponseEvent) throws -> Void = { event in
-            switch event {
-            case .fetchBegan:
-                uid = nil
-                spool = nil
-            case let .fetchAttribute(.uid(u)):
-                uid = u
-            case let .fetchBodyBegan(section, size) where section == "BODY[]":
-                spool = try makeSpool()
-                spool?.reserve(size)
-            case let .fetchBodyBytes(bytes):
-                do { try spool?.append(bytes) } catch { spoolError = error; spool = nil }
-            case .fetchEnded:
-                if let u = uid, let s = spool {
-                    spooled[u] = s.finish()
-                } else if let u = uid, let e = spoolError {
-                    failures[u] = DeliveryError(.temporary, "could not spool: \(e)")
-                }
-                spool = nil
-            default: break
+        let handler = Self.collector(makeSpool: makeSpool, spoolFailed: { spoolError = $0 }) { u, result in
+            switch result {
+            case let .success(s): spooled[u] = s
+            case let .failure(e): failures[u] = e
             }
         }
         let next: @Sendable () -> UIDSet? = {
@@ -231,6 +213,46 @@ public final class IMAPSource: MailSource {
         }
         if let spoolError, spooled.isEmpty, failures.isEmpty { throw spoolError }
         return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures)
+    }
+
+    /// The events of a FETCH response as whole messages: each body streamed into a spool from
+    /// `makeSpool`, and `onMessage` called at each message's end with its UID and its spool, or
+    /// why it could not be spooled (`spoolFailed` hears every such error, with a UID or not).
+    private static func collector(makeSpool: @escaping () throws -> Spool,
+                                  spoolFailed: @escaping (Error) -> Void = { _ in },
+                                  onMessage: @escaping (UInt32, Result<SpooledMessage, DeliveryError>) -> Void)
+        -> (IMAPResponseEvent) throws -> Void {
+        var spool: Spool?
+        var uid: UInt32?
+        var spoolError: Error?
+        return { event in
+            switch event {
+            case .fetchBegan:
+                uid = nil
+                spool = nil
+                spoolError = nil
+            case let .fetchAttribute(.uid(u)):
+                uid = u
+            case let .fetchBodyBegan(section, size) where section == "BODY[]":
+                spool = try makeSpool()
+                spool?.reserve(size)
+            case let .fetchBodyBytes(bytes):
+                do { try spool?.append(bytes) } catch {
+                    spoolError = error
+                    spool = nil
+                    spoolFailed(error)
+                }
+            case .fetchEnded:
+                defer { spool = nil }
+                guard let u = uid else { break }
+                if let s = spool {
+                    onMessage(u, .success(s.finish()))
+                } else if let e = spoolError {
+                    onMessage(u, .failure(DeliveryError(.temporary, "could not spool: \(e)")))
+                }
+            default: break
+            }
+        }
     }
 
     /// Each listed message with what arrived for it: its spool, why it could not be spooled, or
@@ -264,35 +286,14 @@ public final class IMAPSource: MailSource {
         wanted.subtract(failures.keys)
         if !wanted.isEmpty && !w.ended {
             let c = try await session()
-            var spool: Spool?
-            var uid: UInt32?
-            var spoolError: Error?
-            let handler: (IMAPResponseEvent) throws -> Void = { event in
-                switch event {
-                case .fetchBegan:
-                    uid = nil
-                    spool = nil
-                    spoolError = nil
-                case let .fetchAttribute(.uid(u)):
-                    uid = u
-                case let .fetchBodyBegan(section, size) where section == "BODY[]":
-                    spool = try makeSpool()
-                    spool?.reserve(size)
-                case let .fetchBodyBytes(bytes):
-                    do { try spool?.append(bytes) } catch { spoolError = error; spool = nil }
-                case .fetchEnded:
-                    defer { spool = nil }
-                    // Only a message's first arrival, and only one asked for, counts.
-                    guard let u = uid, spool != nil || spoolError != nil, w.outstanding.remove(u) != nil else { break }
-                    let failure = spoolError.map { DeliveryError(.temporary, "could not spool: \($0)") }
-                    if wanted.remove(u) != nil {
-                        if let s = spool { spooled[u] = s.finish() } else { failures[u] = failure }
-                    } else if let s = spool {
-                        w.early[u] = s.finish()
-                    } else {
-                        w.earlyFailures[u] = failure
-                    }
-                default: break
+            let handler = Self.collector(makeSpool: makeSpool) { u, result in
+                // Only a message's first arrival, and only one asked for, counts.
+                guard w.outstanding.remove(u) != nil else { return }
+                switch (wanted.remove(u) != nil, result) {
+                case let (true, .success(s)): spooled[u] = s
+                case let (true, .failure(e)): failures[u] = e
+                case let (false, .success(s)): w.early[u] = s
+                case let (false, .failure(e)): w.earlyFailures[u] = e
                 }
             }
             do {

@@ -44,20 +44,9 @@ extension Dovecot {
         return stride(from: 0, to: all.count, by: 3).map { Array(all[$0..<min(all.count, $0 + 3)]) }
     }
 
-    func fetch(_ src: IMAPSource, _ batch: [ListedMessage], upcoming: [ListedMessage]?) async throws -> [[UInt8]] {
-        let results = try await src.fetch(batch, mailbox: "INBOX", upcoming: { upcoming }) {
-            Spool(options: Spool.Options(directory: NSTemporaryDirectory()))
-        }
-        return try results.map { r in
-            guard case let .spooled(_, s) = r else { throw SetupError("\(r.listed.ident) was not fetched") }
-            var bytes: [UInt8] = []
-            try s.forEachChunk { bytes += $0.readableBytesView }
-            return bytes
-        }
-    }
-
-    func fetch(_ src: IMAPSource, _ batch: [ListedMessage], horizon: [[ListedMessage]]) async throws -> [[UInt8]] {
-        let results = try await src.fetch(batch, mailbox: "INBOX", upcoming: { nil }, horizon: { horizon }) {
+    func fetch(_ src: IMAPSource, _ batch: [ListedMessage], upcoming: [ListedMessage]? = nil,
+               horizon: [[ListedMessage]] = []) async throws -> [[UInt8]] {
+        let results = try await src.fetch(batch, mailbox: "INBOX", upcoming: { upcoming }, horizon: { horizon }) {
             Spool(options: Spool.Options(directory: NSTemporaryDirectory()))
         }
         return try results.map { r in

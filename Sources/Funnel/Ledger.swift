@@ -633,7 +633,8 @@ struct BoundStatement {
     private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
     mutating func bind(_ value: String) {
-        sqlite3_bind_text(handle, next, value, -1, Self.transient)
+        // The length given, not found by the terminating NUL: a NUL inside is kept, as GRDB does.
+        sqlite3_bind_text(handle, next, value, Int32(value.utf8.count), Self.transient)
         next += 1
     }
 

@@ -94,6 +94,17 @@ struct LedgerTests {
         #expect(try ledger.pending(account: "acct").map(\.key) == [other(3)])
     }
 
+    /// Text is bound with its length: a NUL inside a value (a Message-ID is whatever the header
+    /// held) is stored whole, not cut there.
+    @Test func keepsAValueWithANULInsideWhole() throws {
+        var i = intent(key("1"))
+        i.messageID = "<a\u{0}b@x>"
+        try ledger.markPending([i])
+        // (GRDB reads text up to its first NUL, so the stored bytes are read as hex.)
+        let stored = try ledger.pool.read { try String.fetchOne($0, sql: "SELECT hex(message_id) FROM message") }
+        #expect(stored == Array("<a\u{0}b@x>".utf8).map { String(format: "%02X", $0) }.joined())
+    }
+
     @Test func deliveredIsNeverRecordedWithoutAPendingIntent() throws {
         // `delivered` only follows `pending`: an outcome for an unknown key changes nothing.
         try ledger.record([.delivered(key("ghost"), targetRef: "x")])

@@ -28,7 +28,6 @@ for _ in 0..<runs {
     for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
     let ledger = try Ledger(path: path)
     var intentsCPU = 0.0, outcomesCPU = 0.0
-    let start = cpuSeconds()
     var first = 0
     while first < messages {
         let keys = (first..<min(messages, first + batch)).map {
@@ -48,7 +47,6 @@ for _ in 0..<runs {
         intentsCPU += b - a
         first += batch
     }
-    _ = start
     results.append((intentsCPU + outcomesCPU, intentsCPU, outcomesCPU))
 }
 for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }

@@ -12,6 +12,7 @@ import Synchronization
 public final class Ledger: Sendable {
     public let path: String
     let pool: DatabasePool
+    let commits = GroupQueue<@Sendable (Database) throws -> Void>(label: "mailfunnel.ledger")
     private let busy = Mutex<Duration>(.zero)
 
     /// The time spent in ledger calls (reads and commits, fsync included) since it was opened,
@@ -447,6 +448,37 @@ extension Ledger {
         try write { db in try Self.insertOutcomes(db, outcomes, now: now) }
     }
 
+    /// `record`, committed with the other commits queued beside it (`commitTogether`).
+    public func recordTogether(_ outcomes: [DeliveryOutcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        let now = Self.now
+        try await commitTogether { db in try Self.insertOutcomes(db, outcomes, now: now) }
+    }
+
+    /// Group commit: `body` runs in a transaction shared with the commits submitted while the one
+    /// before ran (a batch's outcomes and a later batch's intents), each in a savepoint of its own,
+    /// so one that fails is rolled back alone. One fsync for all: the ledger's commits were half of
+    /// a Maildir import's serial path. Runs on a thread of its own (see `GroupQueue`).
+    public func commitTogether(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        try await commits.submit(body) { [self] bodies in
+            if bodies.count == 1 { return [Result { try write(bodies[0]) }] }
+            var results: [Result<Void, Error>] = []
+            do {
+                try write { db in
+                    results = bodies.map { body in
+                        Result { try db.inSavepoint { try body(db); return .commit } }.mapError { error in
+                            (error as? DatabaseError).map { FunnelError.ledger(path: path, message: $0.message ?? "\($0)") }
+                                ?? error
+                        }
+                    }
+                }
+            } catch {
+                return bodies.map { _ in .failure(error) }
+            }
+            return results
+        }
+    }
+
     static func insertOutcomes(_ db: Database, _ outcomes: [DeliveryOutcome], now: Double) throws {
         // Deliveries (nearly every outcome) go in runs of one source mailbox, several rows a
         // statement; the rest one by one. Either way in the order given.
@@ -573,8 +605,18 @@ extension Ledger {
     /// delivered, claims of prior copies, and the outcomes already known (skips, fetch failures).
     public func commitIntents(pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome]) throws {
         guard !pending.isEmpty || !claims.isEmpty || !outcomes.isEmpty else { return }
-        let now = Self.now
-        try write { db in
+        try write(Self.intents(pending: pending, claims: claims, outcomes: outcomes, now: Self.now))
+    }
+
+    /// `commitIntents`, committed with the other commits queued beside it (`commitTogether`).
+    public func commitIntentsTogether(pending: [PendingIntent], claims: [Claim] = [], outcomes: [DeliveryOutcome]) async throws {
+        guard !pending.isEmpty || !claims.isEmpty || !outcomes.isEmpty else { return }
+        try await commitTogether(Self.intents(pending: pending, claims: claims, outcomes: outcomes, now: Self.now))
+    }
+
+    private static func intents(pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome],
+                                now: Double) -> @Sendable (Database) throws -> Void {
+        { db in
             try Self.insertPending(db, pending, now: now)
             for claim in claims {
                 let k = claim.key

@@ -61,13 +61,67 @@ extension MailSink {
     }
 }
 
-/// What is left of a flush (see `MailSink.flushLeavingSettlement`).
+/// What is left of a flush (see `MailSink.flushLeavingSettlement`): either work that is whole, or
+/// moves between two syncs that settlements of the same `scope` may share.
 public struct Settlement: Sendable {
-    let work: @Sendable () throws -> Void
+    let sync: (@Sendable () throws -> Void)?
+    let move: @Sendable () throws -> Void
+    let scope: String?
 
-    public init(_ work: @escaping @Sendable () throws -> Void) { self.work = work }
+    /// Work that is whole: run as it is, never merged with another's.
+    public init(_ work: @escaping @Sendable () throws -> Void) {
+        sync = nil
+        move = work
+        scope = nil
+    }
 
-    public func run() throws { try work() }
+    /// `sync`, `move`, `sync` again, where one `sync` makes durable whatever any settlement of the
+    /// same `scope` wrote or moved before it (a syncfs of one file system): settlements run
+    /// together then share their two syncs.
+    public init(scope: String, sync: @escaping @Sendable () throws -> Void, move: @escaping @Sendable () throws -> Void) {
+        self.sync = sync
+        self.move = move
+        self.scope = scope
+    }
+
+    public func run() throws {
+        try sync?()
+        try move()
+        try sync?()
+    }
+
+    /// Runs settlements together, each scope's with one sync before all their moves and one after;
+    /// a settlement's own failure (a move) is its own, a sync's is every one's of its scope.
+    static func runTogether(_ group: [Settlement]) -> [Result<Void, Error>] {
+        var results = [Result<Void, Error>?](repeating: nil, count: group.count)
+        var scopes: [String: [Int]] = [:]
+        var order: [String] = []
+        for (i, s) in group.enumerated() {
+            guard let scope = s.scope, s.sync != nil else {
+                results[i] = Result { try s.run() }
+                continue
+            }
+            if scopes[scope] == nil { order.append(scope) }
+            scopes[scope, default: []].append(i)
+        }
+        for scope in order {
+            let members = scopes[scope]!
+            let sync = group[members[0]].sync!
+            do {
+                try sync()
+            } catch {
+                for i in members { results[i] = .failure(error) }
+                continue
+            }
+            for i in members { results[i] = Result { try group[i].move() } }
+            do {
+                try sync()
+            } catch {
+                for i in members { results[i] = .failure(error) }
+            }
+        }
+        return results.map { $0! }
+    }
 }
 
 /// What `deliver` did with a message.

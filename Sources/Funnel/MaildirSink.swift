@@ -17,7 +17,7 @@ import Glibc
 /// Durability comes in groups: `deliver` writes to tmp/ without syncing; `flush` syncs the file
 /// system once (syncfs), moves every file into place, and syncs again. Two syncs per batch instead
 /// of two per message. A transfer takes that work from `flushLeavingSettlement` and runs it while
-/// the next batch is written to tmp/.
+/// the next batch is written to tmp/; batches whose settlements queue up share their syncs.
 public final class MaildirSink: MailSink {
     let maildir: Maildir
     public let identity: String
@@ -122,11 +122,19 @@ public final class MaildirSink: MailSink {
         let files = staged
         let root = maildir.root
         staged.removeAll()
-        return ([:], Settlement {
-            try Self.syncFileSystem(root: root, files: files)
+        let move: @Sendable () throws -> Void = {
             for (tmp, final) in files {
                 try Self.moveIntoPlace(tmp, final)
             }
+        }
+        // A syncfs makes all of the file system durable: batches settled together share theirs.
+        if Self.syncfs != nil {
+            return ([:], Settlement(scope: "syncfs \(root)", sync: { try Self.syncFileSystem(root: root, files: files) },
+                                    move: move))
+        }
+        return ([:], Settlement {
+            try Self.syncFileSystem(root: root, files: files)
+            try move()
             try Self.syncFileSystem(root: root, files: files)
         })
     }

@@ -441,7 +441,7 @@ public final class Transfer {
                         }
                     }
                 }
-                try await Blocking.ledger.run { [pending, outcomes] in try ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes) }
+                try await ledger.commitIntentsTogether(pending: pending, outcomes: outcomes)
                 return Handoff(batch)
             })
         }
@@ -727,13 +727,23 @@ public final class Transfer {
         try ledger.record(outcomes)
     }
 
-    /// `commit` in a task of its own, while the runner goes on, once `previous` is done.
+    /// `commit` in a task of its own, while the runner goes on: the settlement at once (with those
+    /// of the batches queued beside it: they share their syncs), the outcomes once `previous`'s are
+    /// recorded (one transaction with whatever else the ledger has queued). Chained settle-then-record,
+    /// batch after batch, these were a Maildir import's critical path: 5.8 ms a batch at 50,000 messages.
     private static func commitLater(_ outcomes: [DeliveryOutcome], after settle: Settlement?, behind previous: Task<Void, Error>?,
                                     account: String, target: String, _ ledger: Ledger) -> Task<Void, Error> {
         Task {
+            if let settle {
+                do {
+                    try await settle.runQueued()
+                } catch let error as DeliveryError {
+                    throw TransferStopped(account: account, target: target, error: error)
+                }
+            }
+            // Settled in any order (several at once), recorded in order.
             try await previous?.value
-            if let settle { try await Blocking.sync.run { try Self.settle(settle, account: account, target: target) } }
-            try await Blocking.ledger.run { try ledger.record(outcomes) }
+            try await ledger.recordTogether(outcomes)
         }
     }
 
@@ -801,23 +811,6 @@ final class FetchPlan: @unchecked Sendable {
     /// Forgets every batch (the runner dropped the ones fetched ahead).
     func clear() {
         lock.withLock { batches.removeAll() }
-    }
-}
-
-/// Threads of their own for work that blocks in the kernel (a ledger commit's fsync, a Maildir's
-/// syncfs): run in a task, such work holds one of the few threads Swift's tasks share (one a
-/// core), and on two cores a commit and a sync in the background left none for the fetch the
-/// runner was waiting for (8 ms gaps in the fetch, seen in a timeline of a run).
-struct Blocking: Sendable {
-    let queue: DispatchQueue
-
-    static let ledger = Blocking(queue: DispatchQueue(label: "mailfunnel.ledger"))
-    static let sync = Blocking(queue: DispatchQueue(label: "mailfunnel.sync"))
-
-    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try work() }) }
-        }
     }
 }
 

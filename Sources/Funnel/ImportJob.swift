@@ -34,7 +34,8 @@ public struct ImportJob: Sendable {
     }
 
     /// Builds the transfer (opening nothing on the network yet).
-    public func makeTransfer(ledger: Ledger?, logger: Logger, onEvent: @escaping (TransferEvent) -> Void) throws -> Transfer {
+    public func makeTransfer(ledger: Ledger?, logger: Logger, onEvent: @escaping (TransferEvent) -> Void,
+                             afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) throws -> Transfer {
         if source.scheme == .maildir, target.scheme == .maildir {
             let s = absolutePath(source.path), t = absolutePath(target.path)
             // New files would show up in the listing being read and be delivered again, for ever.
@@ -51,7 +52,8 @@ public struct ImportJob: Sendable {
         }
         let source = try Endpoints.source(self.source, settings: sourceSettings, disposal: options.disposal, logger: logger)
         let sink = try Endpoints.sink(target, settings: targetSettings, logger: logger)
-        return Transfer(source: source, sink: sink, ledger: ledger, options: options, logger: logger, onEvent: onEvent)
+        return Transfer(source: source, sink: sink, ledger: ledger, options: options, logger: logger, onEvent: onEvent,
+                        afterEffect: afterEffect)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Funnel
 import Foundation
 import Logging
+import Synchronization
 
 extension Mailfunnel {
     struct Import: AsyncParsableCommand {
@@ -65,6 +66,15 @@ extension Mailfunnel {
         @Flag(name: .long, help: "Print one JSON object with the figures on stdout at the end.")
         var json = false
 
+        /// The crash tests' stop (mbsync's `-Ts`): the process ends at once, as a crash would, right
+        /// after its Nth side effect; a run that never reaches it says on stderr how many it had.
+        @Option(name: .long, help: .hidden)
+        var stopAfterEffect: Int?
+
+        /// At most this many messages a batch, so a small test mailbox still makes several batches.
+        @Option(name: .long, help: .hidden)
+        var batchMessages: Int?
+
         @OptionGroup var common: CommonOptions
 
         func validate() throws {
@@ -109,6 +119,8 @@ extension Mailfunnel {
             if let a = afterDelivery, let d = Disposal(rawValue: a) { base.disposal = d }
             base.targetMailbox = into
             base.mailboxes = folders.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            if let batchMessages { base.limits = TransferStateMachine.Limits(maxMessages: batchMessages) }
+            let stop = stopAfterEffect.map(EffectStop.init)
 
             var jobs: [ImportJob]
             var ledgerPath = common.ledger
@@ -149,7 +161,8 @@ extension Mailfunnel {
             var total = RunSummary()
             var worst = ExitStatus.ok
             for job in jobs {
-                let transfer = try job.makeTransfer(ledger: ledger, logger: logger) { progress.handle($0) }
+                let transfer = try job.makeTransfer(ledger: ledger, logger: logger, onEvent: { progress.handle($0) },
+                                                    afterEffect: { stop?.count($0) })
                 do {
                     let summary = try await transfer.run()
                     progress.finish()
@@ -164,6 +177,7 @@ extension Mailfunnel {
                     worst = worse(worst, report(error))
                 }
             }
+            stop?.reportNotReached()
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -183,6 +197,29 @@ extension Mailfunnel {
             line += String(format: ", %@ in %.2f s (%.0f msg/s)", formatBytes(s.bytes), s.seconds, rate)
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
+    }
+}
+
+/// `--stop-after-effect N`: counts side effects across the run's accounts and ends the process right
+/// after the Nth with `_exit`, so nothing unwinds, flushes or commits late: a real crash.
+final class EffectStop: Sendable {
+    let limit: Int
+    private let seen = Mutex(0)
+
+    init(_ limit: Int) { self.limit = limit }
+
+    /// Exit status of a stopped run: one no other path returns.
+    static let status: Int32 = 86
+
+    func count(_ effect: SideEffect) {
+        let n = seen.withLock { $0 += 1; return $0 }
+        guard n == limit else { return }
+        FileHandle.standardError.write(Data("mailfunnel: stopped after side effect \(n) (\(effect))\n".utf8))
+        _exit(Self.status)
+    }
+
+    func reportNotReached() {
+        FileHandle.standardError.write(Data("mailfunnel: side effects: \(seen.withLock { $0 })\n".utf8))
     }
 }
 

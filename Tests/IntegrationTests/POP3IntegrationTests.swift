@@ -81,10 +81,10 @@ extension Dovecot {
         var target = source
         target.secret = Config.Secret(inline: servers.password("target"))
         try await servers.assertMoveSurvivesEveryCrash(imapMessages(5, tag: "popcrash"), minimumEffects: 12, keepsFlags: false,
-                                                       workDir: dir) { ledger, hook in
+                                                       workDir: dir, run: inProcess { ledger, hook in
             _ = try await runTransfer(source: try pop3s("source"), target: try imaps("target"), ledgerPath: ledger, disposal: .delete,
                                       limits: .init(maxMessages: 2), sourceSettings: source, targetSettings: target, afterEffect: hook)
-        }
+        })
     }
 }
 }

@@ -197,21 +197,68 @@ func withoutTraceHeaders(_ bytes: [UInt8]) -> [UInt8] {
     return Array(bytes[i...])
 }
 
+/// One run of a crash test: stopped right after side effect `stopAfter` (a crash), or run to the
+/// end when nil; returns how many side effects it performed.
+typealias CrashableRun = (_ ledger: String, _ stopAfter: Int?) async throws -> Int
+
+/// A run inside the test process: the hook throws at the side effect, and the run unwinds.
+func inProcess(_ body: @escaping (_ ledger: String, _ hook: @escaping (SideEffect) throws -> Void) async throws -> Void) -> CrashableRun {
+    { ledger, stopAfter in
+        let seen = Counter()
+        do {
+            try await body(ledger) { _ in
+                seen.n += 1
+                if seen.n == stopAfter { throw Crash() }
+            }
+        } catch is Crash {}
+        return seen.n
+    }
+}
+
+/// A run of the built binary with the hidden `--stop-after-effect N`: the process ends at once after
+/// effect N (`_exit`, nothing unwinds, tasks in flight die with it), as mbsync's `-Ts` does.
+func asProcess(_ arguments: @escaping (_ ledger: String) throws -> [String]) -> CrashableRun {
+    { ledger, stopAfter in
+        let run = try mailfunnel(try arguments(ledger) + ["--stop-after-effect", "\(stopAfter ?? Int(Int32.max))"])
+        if let stopAfter {
+            #expect(run.status == 86, "side effect \(stopAfter): the run was not stopped (status \(run.status)): \(run.stderr)")
+            return stopAfter
+        }
+        #expect(run.status == 0, "a clean run failed (status \(run.status)): \(run.stderr)")
+        guard let line = run.stderr.split(separator: "\n").last(where: { $0.hasPrefix("mailfunnel: side effects: ") }),
+              let n = Int(line.dropFirst("mailfunnel: side effects: ".count)) else {
+            throw SetupError("the run did not say how many side effects it had: \(run.stderr)")
+        }
+        return n
+    }
+}
+
+/// mbsync's discipline: count the side effects of a clean run; then for each k, `reset`, stop the
+/// run right after effect k, `afterCrash(k)`, resume with a clean run, `resumed(k)`.
+func assertSurvivesEveryCrash(minimumEffects: Int, workDir dir: String, reset: () async throws -> Void,
+                              afterCrash: (_ point: String) async throws -> Void = { _ in },
+                              resumed: (_ point: String) async throws -> Void, run: CrashableRun) async throws {
+    try await reset()
+    let total = try await run("\(dir)/count.sqlite", nil)
+    #expect(total >= minimumEffects)
+    for k in 1...total {
+        try await reset()
+        let ledger = "\(dir)/l\(k).sqlite"
+        _ = try await run(ledger, k)
+        try await afterCrash("crash point \(k) of \(total)")
+        _ = try await run(ledger, nil)
+        try await resumed("crash point \(k) of \(total)")
+        #expect(try Ledger(path: ledger).pending(account: nil).isEmpty, "crash point \(k) of \(total): pending rows left")
+    }
+}
+
 extension TestServers {
     /// mbsync's discipline for a move (delete after delivery) from the source account's INBOX to
-    /// the target's: count the side effects of a clean run; then for each k, refill the source,
-    /// crash after effect k, check that every message is at the source or at the target (never
-    /// neither), resume, and check that the target holds each message exactly once and the source
+    /// the target's: after each crash every message is at the source or at the target (never
+    /// neither); after the resumed run the target holds each message exactly once and the source
     /// none. `keepsFlags`: compare flags and dates too (IMAP), or bytes only (POP3 has no flags).
     func assertMoveSurvivesEveryCrash(_ messages: [StoredMessage], minimumEffects: Int, keepsFlags: Bool, workDir dir: String,
-                                      run: (_ ledger: String, _ hook: @escaping (SideEffect) throws -> Void) async throws -> Void) async throws {
-        func refill() async throws {
-            try reset("source")
-            try reset("target")
-            let c = try await client("source")
-            try await c.seed("INBOX", messages)
-            await c.logout()
-        }
+                                      run: CrashableRun) async throws {
         func inbox(_ user: String) async throws -> [StoredMessage] {
             let c = try await client(user)
             let stored = try await c.contents(of: "INBOX")
@@ -219,29 +266,21 @@ extension TestServers {
             return stored
         }
         func view(_ m: [StoredMessage]) -> [String] { keepsFlags ? summary(m) : digests(m.map(\.bytes)) }
-
-        try await refill()
-        let counter = Counter()
-        try await run("\(dir)/count.sqlite") { _ in counter.n += 1 }
-        let total = counter.n
-        #expect(total >= minimumEffects)
-        for k in 1...total {
-            try await refill()
-            let ledger = "\(dir)/l\(k).sqlite"
-            let seen = Counter()
-            do {
-                try await run(ledger) { _ in
-                    seen.n += 1
-                    if seen.n == k { throw Crash() }
-                }
-            } catch is Crash {}
+        try await assertSurvivesEveryCrash(minimumEffects: minimumEffects, workDir: dir, reset: {
+            try reset("source")
+            try reset("target")
+            let c = try await client("source")
+            try await c.seed("INBOX", messages)
+            await c.logout()
+        }, afterCrash: { point in
             let left = try await inbox("source").map(\.bytes), there = try await inbox("target").map(\.bytes)
             for m in messages where !left.contains(m.bytes) && !there.contains(m.bytes) {
-                Issue.record("crash point \(k) of \(total): a message is neither at the source nor at the target")
+                Issue.record("\(point): a message is neither at the source nor at the target")
             }
-            try await run(ledger) { _ in }
-            #expect(view(try await inbox("target")) == view(messages), "crash point \(k) of \(total): the target differs")
-            #expect(try await inbox("source").isEmpty, "crash point \(k) of \(total): the source still holds messages")
-        }
+        }, resumed: { point in
+            let there = try await inbox("target"), left = try await inbox("source")
+            #expect(view(there) == view(messages), "\(point): the target differs")
+            #expect(left.isEmpty, "\(point): the source still holds messages")
+        }, run: run)
     }
 }

@@ -53,13 +53,13 @@ public actor AccountLimiter {
 /// failing account logs and backs off; it never stops the others.
 public struct AccountService: Service {
     public let job: ImportJob
-    let ledger: Ledger
+    let ledger: any Ledger
     let logger: Logger
     let limiter: AccountLimiter
     let pollInterval: Duration
     let idle: Bool
 
-    public init(job: ImportJob, ledger: Ledger, logger: Logger, limiter: AccountLimiter, pollInterval: Duration, idle: Bool) {
+    public init(job: ImportJob, ledger: any Ledger, logger: Logger, limiter: AccountLimiter, pollInterval: Duration, idle: Bool) {
         self.job = job
         self.ledger = ledger
         var logger = logger
@@ -89,7 +89,7 @@ public struct AccountService: Service {
             if !ok { logger.notice("next attempt in \(wait)") }
             if stop.isRaised { break }
             let pushing = ok && idle && [.imap, .imaps].contains(job.source.scheme)
-            try? ledger.setSchedule(account: sourceIdentity, name: job.name,
+            try? await ledger.setSchedule(account: sourceIdentity, name: job.name,
                                     next: pushing ? nil : Date().addingTimeInterval(Double(wait.components.seconds)),
                                     mode: pushing ? "idle" : ok ? "poll" : "backoff")
             if pushing {
@@ -241,7 +241,7 @@ public struct AccountService: Service {
 
 extension Config {
     /// The daemon's services, one per account, sharing the ledger and the concurrency limit.
-    public func services(ledger: Ledger, logger: Logger, limiter: AccountLimiter? = nil) throws -> [AccountService] {
+    public func services(ledger: any Ledger, logger: Logger, limiter: AccountLimiter? = nil) throws -> [AccountService] {
         let limiter = limiter ?? AccountLimiter(daemon.maxConcurrentAccounts)
         return try importJobs(accounts: [], base: TransferOptions()).map { job in
             let account = accounts.first { $0.name == job.name }!

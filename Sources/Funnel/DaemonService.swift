@@ -9,11 +9,11 @@ import UnixSignals
 /// file that does not load is reported and the running accounts carry on as they were.
 public struct DaemonService: Service {
     let configPath: String
-    let ledger: Ledger
+    let ledger: any Ledger
     let logger: Logger
     let initial: Config
 
-    public init(configPath: String, config: Config, ledger: Ledger, logger: Logger) {
+    public init(configPath: String, config: Config, ledger: any Ledger, logger: Logger) {
         self.configPath = configPath
         self.initial = config
         self.ledger = ledger

@@ -34,7 +34,7 @@ public struct ImportJob: Sendable {
     }
 
     /// Builds the transfer (opening nothing on the network yet).
-    public func makeTransfer(ledger: Ledger?, logger: Logger, onEvent: @escaping (TransferEvent) -> Void,
+    public func makeTransfer(ledger: any Ledger, logger: Logger, onEvent: @escaping (TransferEvent) -> Void,
                              afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) throws -> Transfer {
         if source.scheme == .maildir, target.scheme == .maildir {
             let s = absolutePath(source.path), t = absolutePath(target.path)

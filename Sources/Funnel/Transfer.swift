@@ -62,6 +62,8 @@ public struct TransferOptions: Sendable {
     /// batch is fetched: for `import`, which has work to do. Not for the daemon, whose passes
     /// mostly find nothing new and should not log in to the target for nothing.
     public var connectTargetEarly = false
+    /// What "now" is for `deleteAfter`; tests pass another.
+    public var clock: @Sendable () -> Date = { Date() }
 
     public init() {}
 }
@@ -71,7 +73,7 @@ public struct TransferOptions: Sendable {
 public final class Transfer {
     public let source: MailSource
     public let sink: MailSink
-    public let ledger: Ledger?
+    public let ledger: any Ledger
     public let options: TransferOptions
     private let logger: Logger
     private let onEvent: (TransferEvent) -> Void
@@ -84,8 +86,8 @@ public final class Transfer {
     /// The target's session being opened (`connectTargetEarly`); awaited before the sink's first use.
     private var targetConnecting: Task<Void, Error>?
 
-    /// - Parameter ledger: nil only for a dry run on a ledger that does not exist yet.
-    public init(source: MailSource, sink: MailSink, ledger: Ledger?, options: TransferOptions,
+    /// - Parameter ledger: for a dry run, a `MemoryLedger` when no ledger file exists yet.
+    public init(source: MailSource, sink: MailSink, ledger: any Ledger, options: TransferOptions,
                 logger: Logger = Logger(label: "mailfunnel"),
                 onEvent: @escaping (TransferEvent) -> Void = { _ in },
                 afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) {
@@ -109,18 +111,12 @@ public final class Transfer {
         guard source.supportedDisposals.contains(options.disposal) else {
             throw FunnelError.usage("\(source.identity) cannot \(options.disposal.rawValue) messages after delivery (it can: \(source.supportedDisposals.map(\.rawValue).sorted().joined(separator: ", ")))")
         }
-        guard let ledger else {
-            precondition(options.dryRun, "a ledger is required unless dry-running")
-            try await runMailboxes(ledger: nil)
-            summary.seconds = Date().timeIntervalSince(started)
-            return summary
-        }
         let ledgerBefore = ledger.busyTime
         func settleLedgerTime() {
             let spent = ledger.busyTime - ledgerBefore
             summary.ledgerSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
         }
-        let runID = options.dryRun ? nil : try ledger.beginRun(
+        let runID = options.dryRun ? nil : try await ledger.beginRun(
             account: source.identity, name: options.name ?? source.identity, target: sink.identity)
         if options.connectTargetEarly && !options.dryRun {
             let sink = Handoff(self.sink)
@@ -133,7 +129,7 @@ public final class Transfer {
             try afterEffect(.sourceClose)
             for (mailbox, idents) in committed where !idents.isEmpty && !options.dryRun {
                 // Sources that commit at close have no UIDVALIDITY (POP3).
-                try ledger.markDisposed(idents.map { SourceKey(account: source.identity, mailbox: mailbox, ident: $0) },
+                try await ledger.markDisposed(idents.map { SourceKey(account: source.identity, mailbox: mailbox, ident: $0) },
                                         how: options.disposal)
                 try afterEffect(.ledgerDisposed)
             }
@@ -148,7 +144,7 @@ public final class Transfer {
             summary.seconds = Date().timeIntervalSince(started)
             settleLedgerTime()
             if let runID, !(error is CancellationError) {
-                try? ledger.finishRun(runID, summary: summary, error: "\(error)")
+                try? await ledger.finishRun(runID, summary: summary, error: "\(error)")
             }
             throw error
         }
@@ -156,7 +152,7 @@ public final class Transfer {
         settleLedgerTime()
         if let runID {
             let problem = summary.failed > 0 ? "\(summary.failed) message(s) failed" : nil
-            try ledger.finishRun(runID, summary: summary, error: problem)
+            try await ledger.finishRun(runID, summary: summary, error: problem)
         }
         return summary
     }
@@ -165,8 +161,8 @@ public final class Transfer {
 
     /// Decides every `pending` row of this account for this target: present at the target →
     /// `delivered`; absent → retryable, delivered again in this run.
-    func recover(_ ledger: Ledger) async throws {
-        let pending = try ledger.pending(account: source.identity)
+    func recover(_ ledger: any Ledger) async throws {
+        let pending = try await ledger.pending(account: source.identity)
         guard !pending.isEmpty else { return }
         try await targetConnected()
         var outcomes: [DeliveryOutcome] = []
@@ -176,7 +172,7 @@ public final class Transfer {
                 logger.warning("pending message \(record.key) was bound for \(record.target), not \(sink.identity); left pending until that target is used again")
                 continue
             }
-            let refs = try ledger.deliveredRefs(target: record.target, targetMailbox: record.targetMailbox, sha256: record.sha256)
+            let refs = try await ledger.deliveredRefs(target: record.target, targetMailbox: record.targetMailbox, sha256: record.sha256)
             let taken = found.union(refs.filter { !$0.isEmpty })
             switch try await sink.locate(record, taken: taken, unknownCopies: refs.filter(\.isEmpty).count) {
             case let .present(ref):
@@ -188,7 +184,7 @@ public final class Transfer {
                 outcomes.append(.failed(record.key, DeliveryError(.temporary, "interrupted before delivery was confirmed")))
             }
         }
-        try ledger.record(outcomes)
+        try await ledger.record(outcomes)
         try afterEffect(.ledgerRecovery)
     }
 
@@ -201,7 +197,7 @@ public final class Transfer {
 
     // MARK: mailboxes
 
-    private func runMailboxes(ledger: Ledger?) async throws {
+    private func runMailboxes(ledger: any Ledger) async throws {
         var names = try await source.mailboxes()
         if let wanted = options.mailboxes {
             let missing = wanted.filter { !names.contains($0) }
@@ -216,14 +212,14 @@ public final class Transfer {
         }
     }
 
-    private func runMailbox(_ mailbox: String, ledger: Ledger?) async throws {
+    private func runMailbox(_ mailbox: String, ledger: any Ledger) async throws {
         let info = try await source.select(mailbox: mailbox)
         onEvent(.expecting(messages: info.expectedMessages, bytes: info.expectedBytes))
         // Unless keeping, `delivered` rows are the few whose disposal a crash interrupted; the listing
         // says which are still at the source.
         var undisposed: Set<String> = []
-        if options.disposal != .keep, !options.dryRun, let ledger {
-            undisposed = try ledger.idents(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
+        if options.disposal != .keep, !options.dryRun {
+            undisposed = try await ledger.idents(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
                                            state: .delivered)
         }
         var prepared: (mailbox: String, watermark: TargetWatermark)?
@@ -231,20 +227,20 @@ public final class Transfer {
         // List only what is above the high-water mark when the source can (IMAP, same UIDVALIDITY).
         var after: UInt32?
         // Not while some delivered messages still wait to be disposed of: they are below the mark.
-        if source.supportsIncrementalListing, undisposed.isEmpty, let ledger,
-           let mark = try ledger.watermark(account: source.identity, mailbox: mailbox), mark.uidValidity == info.uidValidity {
+        if source.supportsIncrementalListing, undisposed.isEmpty,
+           let mark = try await ledger.watermark(account: source.identity, mailbox: mailbox), mark.uidValidity == info.uidValidity {
             after = mark.highestUID
         }
         let complete = info.isComplete && after == nil
         try await source.list(mailbox: mailbox, pageSize: options.pageSize, after: after) { page in
             try Task.checkCancellation()
-            let known = try ledger?.entries(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
-                                            idents: page.map(\.ident)) ?? [:]
+            let known = try await ledger.entries(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
+                                           idents: page.map(\.ident))
             var deliver: [ListedMessage] = []
             var leftovers: [ListedMessage] = []
             var doneBytes = 0
             // With delete_after, what was delivered before this moment is due for deletion.
-            let dueBefore = options.deleteAfter.map { Date().addingTimeInterval(-Double($0.components.seconds)) }
+            let dueBefore = options.deleteAfter.map { options.clock().addingTimeInterval(-Double($0.components.seconds)) }
             for m in page {
                 undisposed.remove(m.ident)
                 guard let entry = known[m.ident] else { deliver.append(m); continue }
@@ -268,7 +264,7 @@ public final class Transfer {
                 summary.wouldDeliver = (summary.wouldDeliver ?? 0) + deliver.count
                 return
             }
-            guard let ledger, !deliver.isEmpty || !leftovers.isEmpty else { return }
+            guard !deliver.isEmpty || !leftovers.isEmpty else { return }
             let pageWatermark = try await runBatches(deliver: deliver, leftovers: leftovers, mailbox: mailbox, info: info,
                                                      ledger: ledger) {
                 if let prepared { return prepared }
@@ -280,15 +276,16 @@ public final class Transfer {
             }
             // The high-water mark moves only while every earlier page is settled.
             if !watermarkHeld, let mark = pageWatermark {
-                try ledger.setWatermark(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity, highestUID: mark.uid)
+                try await ledger.setWatermark(SourceWatermark(uidValidity: info.uidValidity, highestUID: mark.uid),
+                                              account: source.identity, mailbox: mailbox)
                 try afterEffect(.ledgerWatermark)
                 watermarkHeld = !mark.pageSettled
             }
         }
-        if options.disposal == .delete && complete && !undisposed.isEmpty, let ledger {
+        if options.disposal == .delete && complete && !undisposed.isEmpty {
             // Delivered but gone from a complete listing: a run deleted it and stopped before it
             // could record so. Record it now, or it would read as `delivered` for ever.
-            try ledger.markDisposed(undisposed.sorted().map {
+            try await ledger.markDisposed(undisposed.sorted().map {
                 SourceKey(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity, ident: $0)
             }, how: .delete)
             try afterEffect(.ledgerDisposed)
@@ -299,14 +296,16 @@ public final class Transfer {
     /// - Parameter prepareTarget: readies the target mailbox (the first time); called while the
     ///   first batch is being fetched.
     private func runBatches(deliver: [ListedMessage], leftovers: [ListedMessage], mailbox: String, info: MailboxInfo,
-                            ledger: Ledger,
+                            ledger: any Ledger,
                             prepareTarget: () async throws -> (mailbox: String, watermark: TargetWatermark))
         async throws -> (uid: UInt32, pageSettled: Bool)? {
         let uidValidity = info.uidValidity
         // Content reconciliation only across a UIDVALIDITY change and never when deleting (see
         // `prepare`); when the ledger holds nothing under another UIDVALIDITY, no query per message.
-        let mayReconcile = try options.disposal != .delete
-            && ledger.hasDeliveriesOutside(account: source.identity, mailbox: mailbox, uidValidity: uidValidity)
+        var mayReconcile = false
+        if options.disposal != .delete {
+            mayReconcile = try await ledger.hasDeliveriesOutside(account: source.identity, mailbox: mailbox, uidValidity: uidValidity)
+        }
         var machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal,
                                            limits: options.limits, disposeNewDeliveries: options.deleteAfter == nil)
         var spools: [Int: SpooledMessage] = [:]
@@ -441,7 +440,7 @@ public final class Transfer {
                         }
                     }
                 }
-                try await ledger.commitIntentsTogether(pending: pending, outcomes: outcomes)
+                try await ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes)
                 return Handoff(batch)
             })
         }
@@ -538,7 +537,7 @@ public final class Transfer {
                         logger.error("\(mailbox) \(m.ident): cannot be read at the source: \(error.message)")
                         preparations.append(.fetchFailed(error))
                     case let .spooled(_, spooled):
-                        preparations.append(try prepare(spooled, key: key(i), uidValidity: uidValidity,
+                        preparations.append(try await prepare(spooled, key: key(i), uidValidity: uidValidity,
                                                         mayReconcile: mayReconcile, ledger: ledger))
                         switch preparations.last {
                         case .deliver?, .claim?: spools[i] = spooled
@@ -573,7 +572,7 @@ public final class Transfer {
                     }
                 }
                 if intentsCommitted.map({ indices.first.map($0.contains) ?? true }) != true {
-                    try ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
+                    try await ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
                 }
                 intentsCommitted = nil
                 try afterEffect(.ledgerIntents)
@@ -648,7 +647,7 @@ public final class Transfer {
                     lateOutcomes.append(Self.commitLater(outcomes, after: settle, behind: lateOutcomes.last,
                                                          account: account, target: sinkIdentity, ledger))
                 } else {
-                    try Self.commit(outcomes, after: settle, account: account, target: sinkIdentity, ledger)
+                    try await Self.commit(outcomes, after: settle, account: account, target: sinkIdentity, ledger)
                     try afterEffect(.ledgerOutcomes)
                 }
                 for i in indices {
@@ -668,7 +667,7 @@ public final class Transfer {
 
             case let .commitDisposed(indices):
                 try await settleOutcomes()
-                try ledger.markDisposed(indices.map(key), how: options.disposal)
+                try await ledger.markDisposed(indices.map(key), how: options.disposal)
                 try afterEffect(.ledgerDisposed)
                 action = machine.disposedCommitted()
 
@@ -691,7 +690,7 @@ public final class Transfer {
                     let withdrawn = zip(e.range, batch.value.preparations).compactMap { i, p -> DeliveryOutcome? in
                         p == .deliver ? .failed(key(i), DeliveryError(.temporary, why)) : nil
                     }
-                    try ledger.record(withdrawn)
+                    try await ledger.record(withdrawn)
                     summary.failed += withdrawn.count
                     summary.deferred += withdrawn.count
                     for p in batch.value.preparations {
@@ -722,9 +721,9 @@ public final class Transfer {
 
     /// Records a batch's outcomes once what its flush left is done.
     private static func commit(_ outcomes: [DeliveryOutcome], after settle: Settlement?, account: String, target: String,
-                               _ ledger: Ledger) throws {
+                               _ ledger: any Ledger) async throws {
         if let settle { try Self.settle(settle, account: account, target: target) }
-        try ledger.record(outcomes)
+        try await ledger.record(outcomes)
     }
 
     /// `commit` in a task of its own, while the runner goes on: the settlement at once (with those
@@ -732,7 +731,7 @@ public final class Transfer {
     /// recorded (one transaction with whatever else the ledger has queued). Chained settle-then-record,
     /// batch after batch, these were a Maildir import's critical path: 5.8 ms a batch at 50,000 messages.
     private static func commitLater(_ outcomes: [DeliveryOutcome], after settle: Settlement?, behind previous: Task<Void, Error>?,
-                                    account: String, target: String, _ ledger: Ledger) -> Task<Void, Error> {
+                                    account: String, target: String, _ ledger: any Ledger) -> Task<Void, Error> {
         Task {
             if let settle {
                 do {
@@ -743,7 +742,7 @@ public final class Transfer {
             }
             // Settled in any order (several at once), recorded in order.
             try await previous?.value
-            try await ledger.recordTogether(outcomes)
+            try await ledger.record(outcomes)
         }
     }
 
@@ -765,7 +764,8 @@ public final class Transfer {
     }
 
     /// Deliver, claim a prior copy, or skip: decided once the content is known.
-    private func prepare(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, mayReconcile: Bool, ledger: Ledger) throws -> TransferStateMachine.Preparation {
+    private func prepare(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, mayReconcile: Bool,
+                         ledger: any Ledger) async throws -> TransferStateMachine.Preparation {
         if let limit = sink.maxMessageSize, spooled.size > limit {
             logger.warning("\(key): \(spooled.size) bytes is over the target's limit of \(limit); skipped")
             return .skip(reason: "\(spooled.size) bytes is larger than \(sink.identity) accepts (\(limit))")
@@ -776,8 +776,8 @@ public final class Transfer {
         // record `disposed` looks just like one renumbered, and claiming it would lose the newcomer.
         // A rare duplicate is acceptable; a loss never is.
         guard mayReconcile else { return .deliver }
-        let prior = try ledger.priorCopy(for: key, sha256: spooled.sha256, target: sink.identity) { old in
-            !claimed.contains(old) && old.uidValidity != uidValidity
+        let prior = try await ledger.priorCopies(of: key, sha256: spooled.sha256, target: sink.identity).first { old in
+            !claimed.contains(old.key) && old.key.uidValidity != uidValidity
         }
         if let prior {
             claimed.insert(prior.key)

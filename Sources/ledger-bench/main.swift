@@ -26,7 +26,7 @@ let path = args.count > 3 ? args[3] : NSTemporaryDirectory() + "/ledger-bench-\(
 var results: [(total: Double, intents: Double, outcomes: Double)] = []
 for _ in 0..<runs {
     for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
-    let ledger = try Ledger(path: path)
+    let ledger = try SQLiteLedger(path: path)
     var intentsCPU = 0.0, outcomesCPU = 0.0
     var first = 0
     while first < messages {
@@ -40,9 +40,9 @@ for _ in 0..<runs {
         }
         let outcomes = keys.map { DeliveryOutcome.delivered($0, targetRef: "new/1700000000.MF\($0.ident).host,S=20000") }
         let a = cpuSeconds()
-        try ledger.commitIntents(pending: intents, claims: [], outcomes: [])
+        try await ledger.commitIntents(pending: intents, claims: [], outcomes: [])
         let b = cpuSeconds()
-        try ledger.record(outcomes)
+        try await ledger.record(outcomes)
         outcomesCPU += cpuSeconds() - b
         intentsCPU += b - a
         first += batch

@@ -149,12 +149,13 @@ extension Mailfunnel {
                 jobs = [job]
             }
             if !dryRun { jobs.forEach { $0.prepareTLS() } }
-            let path = ledgerPath ?? Ledger.defaultPath
-            let ledger: Ledger?
+            let path = ledgerPath ?? SQLiteLedger.defaultPath
+            let ledger: any Ledger
             if dryRun {
-                ledger = FileManager.default.fileExists(atPath: path) ? try Ledger(path: path, readOnly: true) : nil
+                // A dry run writes nothing: with no ledger yet, everything reads as new.
+                ledger = FileManager.default.fileExists(atPath: path) ? try SQLiteLedger(path: path, readOnly: true) : MemoryLedger()
             } else {
-                ledger = try Ledger(path: path)
+                ledger = try SQLiteLedger(path: path)
             }
 
             let progress = ProgressDisplay(enabled: !common.quiet && !json && isatty(STDERR_FILENO) == 1)

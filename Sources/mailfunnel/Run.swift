@@ -30,7 +30,7 @@ extension Mailfunnel {
             do {
                 let c = try Config.load(path: config)
                 guard !c.accounts.isEmpty else { throw FunnelError.config(file: config, line: nil, key: "accounts", message: "no [[accounts]] to serve") }
-                let ledger = try Ledger(path: common.ledger ?? c.ledger ?? Ledger.defaultPath)
+                let ledger = try SQLiteLedger(path: common.ledger ?? c.ledger ?? SQLiteLedger.defaultPath)
                 var services: [any Service] = [DaemonService(configPath: config, config: c, ledger: ledger, logger: logger)]
                 if let listen = c.daemon.metricsListen {
                     guard let (host, port) = MetricsServer.parse(listen) else {

@@ -20,11 +20,11 @@ extension Mailfunnel {
             do {
                 var path = common.ledger
                 if path == nil, let config { path = try Config.load(path: config).ledger }
-                let ledgerPath = path ?? Ledger.defaultPath
+                let ledgerPath = path ?? SQLiteLedger.defaultPath
                 guard FileManager.default.fileExists(atPath: ledgerPath) else {
                     throw FunnelError.usage("no ledger at \(ledgerPath) yet: nothing has been imported (give --ledger PATH if it lives elsewhere)")
                 }
-                let accounts = try Ledger(path: ledgerPath, readOnly: true).status()
+                let accounts = try await SQLiteLedger(path: ledgerPath, readOnly: true).status()
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys, .prettyPrinted]

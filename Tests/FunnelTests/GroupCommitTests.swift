@@ -62,7 +62,7 @@ struct GroupCommitTests {
 
     @Test func ledgerCommitsQueuedTogetherShareATransactionAndFailAlone() async throws {
         let dir = try TemporaryDirectory()
-        let ledger = try Ledger(path: dir.file("ledger.sqlite"))
+        let ledger = try SQLiteLedger(path: dir.file("ledger.sqlite"))
         let started = Mutex(false)
         let gate = DispatchSemaphore(value: 0)
         let first = Task {
@@ -75,7 +75,7 @@ struct GroupCommitTests {
         let key = SourceKey(account: "acct", mailbox: "INBOX", uidValidity: 1, ident: "7")
         let intent = PendingIntent(key: key, sha256: "aa", size: 10, messageID: "<m@x>", target: "T",
                                    targetMailbox: "INBOX", watermark: TargetWatermark())
-        let good = Task { try await ledger.commitIntentsTogether(pending: [intent], outcomes: []) }
+        let good = Task { try await ledger.commitIntents(pending: [intent], claims: [], outcomes: []) }
         try await waitUntil { ledger.commits.waiting == 1 }
         let bad = Task { try await ledger.commitTogether { db in try db.execute(sql: "INSERT INTO nowhere VALUES (1)") } }
         try await waitUntil { ledger.commits.waiting == 2 }

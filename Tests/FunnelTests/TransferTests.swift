@@ -1,6 +1,5 @@
 import Foundation
 @testable import Funnel
-import GRDB
 import Logging
 import MailMessage
 import Synchronization
@@ -11,7 +10,8 @@ struct CrashInjected: Error {}
 /// Builds and runs one transfer with fresh objects, as a new process would.
 func runTransfer(source: String, target: String, ledgerPath: String, disposal: Disposal = .keep,
                  limits: TransferStateMachine.Limits = .init(), pageSize: Int = 1000, dryRun: Bool = false, into: String? = nil,
-                 deleteAfter: Duration? = nil, sinkWrapper: ((MailSink) -> MailSink)? = nil,
+                 deleteAfter: Duration? = nil, clock: @escaping @Sendable () -> Date = { Date() },
+                 sinkWrapper: ((MailSink) -> MailSink)? = nil,
                  afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) async throws -> RunSummary {
     let src = try Endpoints.source(MailURL.parse(source))
     var sink = try Endpoints.sink(MailURL.parse(target))
@@ -19,11 +19,13 @@ func runTransfer(source: String, target: String, ledgerPath: String, disposal: D
     var options = TransferOptions()
     options.disposal = disposal
     options.deleteAfter = deleteAfter
+    options.clock = clock
     options.limits = limits
     options.pageSize = pageSize
     options.dryRun = dryRun
     options.targetMailbox = into
-    let ledger = dryRun && !FileManager.default.fileExists(atPath: ledgerPath) ? nil : try Ledger(path: ledgerPath, readOnly: dryRun)
+    let ledger: any Ledger = dryRun && !FileManager.default.fileExists(atPath: ledgerPath) ? MemoryLedger()
+        : try SQLiteLedger(path: ledgerPath, readOnly: dryRun)
     var logger = Logger(label: "test")
     logger.logLevel = .warning  // recovery's notes are for people; tests check the ledger instead
     return try await Transfer(source: src, sink: sink, ledger: ledger, options: options, logger: logger,
@@ -207,7 +209,7 @@ struct TransferTests {
         options.limits = .init(maxMessages: 2)
         let perBatch = 2 * Spool.memoryCost(expectedSize: messages[0].count, options: Spool.Options())
         options.spoolMemory = perBatch * 5 / 2
-        let summary = try await Transfer(source: source, sink: sink, ledger: try Ledger(path: dir.file("l.sqlite")),
+        let summary = try await Transfer(source: source, sink: sink, ledger: try SQLiteLedger(path: dir.file("l.sqlite")),
                                          options: options).run()
         #expect(summary.delivered == 12)
         #expect(summary.failed == 0)
@@ -224,7 +226,7 @@ struct TransferTests {
         let sink = SettlingMaildirSink(try Endpoints.sink(MailURL.parse("maildir:\(dir.file("dst"))")))
         var options = TransferOptions()
         options.limits = .init(maxMessages: 2)
-        let ledger = try Ledger(path: dir.file("l.sqlite"))
+        let ledger = try SQLiteLedger(path: dir.file("l.sqlite"))
         let summary = try await Transfer(source: try Endpoints.source(MailURL.parse("mbox:\(dir.file("src.mbox"))")), sink: sink,
                                          ledger: ledger, options: options).run()
         #expect(summary.delivered == 6)
@@ -261,7 +263,7 @@ struct TransferTests {
         #expect(s.delivered == 5)
         #expect(try maildirContents(dir.file("src")).isEmpty)
         #expect(try maildirContents(dir.file("dst")) == messages.sorted { $0.lexicographicallyPrecedes($1) })
-        let ledger = try Ledger(path: dir.file("l.sqlite"))
+        let ledger = try SQLiteLedger(path: dir.file("l.sqlite"))
         #expect(try ledger.status().first?.counts["disposed"] == 5)
     }
 
@@ -269,18 +271,19 @@ struct TransferTests {
         let dir = try TemporaryDirectory()
         let messages = sampleMessages(count: 4)
         try makeMaildir(dir.file("src"), messages: messages.map { ($0, nil) })
-        func run() async throws -> RunSummary {
+        func run(daysLater: Double = 0) async throws -> RunSummary {
             try await runTransfer(source: "maildir:\(dir.file("src"))", target: "maildir:\(dir.file("dst"))",
-                                  ledgerPath: dir.file("l.sqlite"), disposal: .delete, deleteAfter: .seconds(30 * 86400))
+                                  ledgerPath: dir.file("l.sqlite"), disposal: .delete, deleteAfter: .seconds(30 * 86400),
+                                  clock: { Date().addingTimeInterval(daysLater * 86400) })
         }
         #expect(try await run().delivered == 4)
         #expect(try maildirContents(dir.file("src")).count == 4)  // delivered, kept for now
         #expect(try await run().delivered == 0)
         #expect(try maildirContents(dir.file("src")).count == 4)  // still too young
-        // Thirty-one days later…
-        let ledger = try Ledger(path: dir.file("l.sqlite"))
-        try await ledger.pool.write { try $0.execute(sql: "UPDATE message SET updated_at = updated_at - 31 * 86400") }
-        #expect(try await run().delivered == 0)
+        #expect(try await run(daysLater: 29).delivered == 0)
+        #expect(try maildirContents(dir.file("src")).count == 4)  // 29 days on: still too young
+        let ledger = try SQLiteLedger(path: dir.file("l.sqlite"))
+        #expect(try await run(daysLater: 31).delivered == 0)
         #expect(try maildirContents(dir.file("src")).isEmpty)
         #expect(try maildirContents(dir.file("dst")) == messages.sorted { $0.lexicographicallyPrecedes($1) })
         #expect(try ledger.status().first?.counts["disposed"] == 4)
@@ -366,7 +369,7 @@ struct TransferTests {
         }
         // Two delivered and deleted; the third unknown (pending); the rest untouched.
         #expect(try maildirContents(dir.file("dst")).count == 2)
-        #expect(try Ledger(path: dir.file("l.sqlite")).pending(account: nil).count == 1)
+        #expect(try SQLiteLedger(path: dir.file("l.sqlite")).pending(account: nil).count == 1)
         let s = try await runTransfer(source: "maildir:\(dir.file("src"))", target: "maildir:\(dir.file("dst"))",
                                       ledgerPath: dir.file("l.sqlite"), disposal: .delete)
         #expect(s.delivered == 5)
@@ -471,7 +474,7 @@ struct CrashAtEveryStepTests {
                 inTarget.remove(at: i)
             }
             if !gone.isEmpty {
-                let ledger = try Ledger(path: dir.file("l.sqlite"), readOnly: true)
+                let ledger = try SQLiteLedger(path: dir.file("l.sqlite"), readOnly: true)
                 let delivered = try ledger.status().first.map { ($0.counts["delivered"] ?? 0) + ($0.counts["disposed"] ?? 0) } ?? 0
                 #expect(delivered >= gone.count, "crash point \(k): deleted before committed")
             }
@@ -506,7 +509,7 @@ struct CrashAtEveryStepTests {
                                       disposal: sc.disposal, limits: limits, pageSize: sc.page, afterEffect: { _ in try checkNothingLost(dir, source, k: k) })
             #expect(try maildirContents(dir.file("dst")) == expected, "crash point \(k) of \(total): target differs")
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("dst/tmp")).isEmpty, "crash point \(k): tmp/ not clean")
-            let ledger = try Ledger(path: dir.file("l.sqlite"))
+            let ledger = try SQLiteLedger(path: dir.file("l.sqlite"))
             #expect(try ledger.pending(account: nil).isEmpty, "crash point \(k): pending rows left")
             let final = sc.disposal == .keep ? "delivered" : "disposed"
             #expect(try ledger.status().first?.counts[final] == sc.count, "crash point \(k): not all \(final)")

@@ -159,7 +159,7 @@ extension Dovecot {
         #expect(metrics.contains("mailfunnel_last_success_timestamp_seconds{account=\"pushed\"}"))
         #expect(metrics.contains("mailfunnel_poll_duration_seconds"))
         #expect(daemon.stop(within: 10) == 0, "log: \(daemon.output)")
-        #expect(try Ledger(path: "\(dir)/ledger.sqlite").pending(account: nil).isEmpty)
+        #expect(try SQLiteLedger(path: "\(dir)/ledger.sqlite").pending(account: nil).isEmpty)
     }
 
     @Test func aPolledAccountPicksUpNewMailWhileABadOneBacksOff() async throws {

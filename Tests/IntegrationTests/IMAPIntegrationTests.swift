@@ -276,7 +276,7 @@ func runTransfer(source: String, target: String, ledgerPath: String, disposal: D
     options.disposal = disposal
     options.limits = limits
     if (t.scheme == .imap || t.scheme == .imaps) && !t.path.isEmpty { options.targetMailbox = t.path }
-    let ledger = try Ledger(path: ledgerPath)
+    let ledger = try SQLiteLedger(path: ledgerPath)
     return try await Transfer(source: src, sink: sink, ledger: ledger, options: options, logger: logger, afterEffect: afterEffect).run()
 }
 

@@ -52,7 +52,7 @@ extension Dovecot {
         #expect(try await c.contents(of: "INBOX").isEmpty)
         await c.logout()
         #expect(try maildirMessages("\(dir)/M").count == 4)
-        let status = try Ledger(path: "\(dir)/l.sqlite").status()
+        let status = try SQLiteLedger(path: "\(dir)/l.sqlite").status()
         #expect(status.first?.counts["disposed"] == 4)
     }
 

@@ -248,7 +248,7 @@ func assertSurvivesEveryCrash(minimumEffects: Int, workDir dir: String, reset: (
         try await afterCrash("crash point \(k) of \(total)")
         _ = try await run(ledger, nil)
         try await resumed("crash point \(k) of \(total)")
-        #expect(try Ledger(path: ledger).pending(account: nil).isEmpty, "crash point \(k) of \(total): pending rows left")
+        #expect(try SQLiteLedger(path: ledger).pending(account: nil).isEmpty, "crash point \(k) of \(total): pending rows left")
     }
 }
 

@@ -3,17 +3,16 @@ import GRDB
 import GRDBSQLite
 import Synchronization
 
-/// The SQLite record of every message MailFunnel has handled: the heart of exactly-once delivery.
-///
-/// Each method that changes state is one committed transaction and takes a whole batch of messages
-/// (a group commit): the runner calls it only after the side effects it records have happened
-/// (`markDelivered` after the sink's flush) or before it starts them (`markPending` before delivery).
-/// WAL mode with `synchronous=FULL`: a returned call is on disk.
-public final class Ledger: Sendable {
+/// The ledger in one SQLite file: WAL mode with `synchronous=FULL`, so a returned write is on disk.
+/// A batch's intents and outcomes are group commits (`commitTogether`); reads run on the caller's
+/// thread, writes of intents and outcomes on the commit queue's.
+public final class SQLiteLedger: Ledger {
     public let path: String
     let pool: DatabasePool
     let commits = GroupQueue<@Sendable (Database) throws -> Void>(label: "mailfunnel.ledger")
     private let busy = Mutex<Duration>(.zero)
+    /// What every row's `created_at` / `updated_at` reads; tests pass another.
+    private let clock: @Sendable () -> Date
 
     /// The time spent in ledger calls (reads and commits, fsync included) since it was opened,
     /// summed over threads: what the ledger costs a run (`RunSummary.ledgerSeconds`).
@@ -35,8 +34,9 @@ public final class Ledger: Sendable {
     }
 
     /// Opens (creating and migrating when needed) the ledger at `path`.
-    public init(path: String, readOnly: Bool = false) throws {
+    public init(path: String, readOnly: Bool = false, clock: @escaping @Sendable () -> Date = { Date() }) throws {
         self.path = path
+        self.clock = clock
         var config = Configuration()
         config.readonly = readOnly
         config.busyMode = .timeout(10)
@@ -168,102 +168,10 @@ public final class Ledger: Sendable {
         }
     }
 
-    static var now: Double { Date().timeIntervalSince1970 }
+    var now: Double { clock().timeIntervalSince1970 }
 }
 
-/// A message's state in the ledger.
-public enum LedgerState: String, Sendable, CaseIterable {
-    /// The intent is written: delivery may or may not have happened. Recovery decides.
-    case pending
-    /// The target holds it durably; the source still has it.
-    case delivered
-    /// Delivered, and the source's copy deleted or flagged as configured.
-    case disposed
-    /// Could not be delivered; retried on later runs (see `LedgerEntry.isRetryable`).
-    case failed
-    /// Deliberately not delivered (too large, duplicate), with a reason; never retried.
-    case skipped
-}
-
-/// What the ledger knows of one source message.
-public struct LedgerEntry: Sendable, Equatable {
-    public var state: LedgerState
-    public var attempts: Int
-    public var errorClass: String?
-    public var disposal: String?
-    /// When the entry last changed state (for a `delivered` one: when it was delivered).
-    public var updatedAt: Date? = nil
-
-    /// Permanent failures get this many attempts in all; temporary ones are retried every run.
-    public static let maxPermanentAttempts = 3
-
-    /// Whether a run should try to deliver this message (again).
-    public var isRetryable: Bool {
-        guard state == .failed else { return false }
-        if errorClass == DeliveryError.Class.permanent.rawValue { return attempts < Self.maxPermanentAttempts }
-        return true
-    }
-}
-
-/// The intent recorded before a delivery starts.
-public struct PendingIntent: Sendable {
-    public var key: SourceKey
-    public var sha256: String
-    public var size: Int
-    public var messageID: String?
-    public var target: String
-    public var targetMailbox: String
-    public var watermark: TargetWatermark
-
-    public init(key: SourceKey, sha256: String, size: Int, messageID: String?, target: String,
-                targetMailbox: String, watermark: TargetWatermark) {
-        self.key = key
-        self.sha256 = sha256
-        self.size = size
-        self.messageID = messageID
-        self.target = target
-        self.targetMailbox = targetMailbox
-        self.watermark = watermark
-    }
-}
-
-/// A `pending` row read back at recovery.
-public typealias PendingRecord = PendingIntent
-
-/// A delivery made under a key that is gone, found by content.
-public struct PriorCopy: Sendable, Equatable {
-    public var key: SourceKey
-    public var targetRef: String
-    public var messageID: String?
-}
-
-/// A new key taking over a prior copy's delivery (see `Ledger.priorCopy`).
-public struct Claim: Sendable {
-    public var key: SourceKey
-    public var prior: PriorCopy
-    public var target: String
-    public var targetMailbox: String
-    public var sha256: String
-    public var size: Int
-
-    public init(key: SourceKey, prior: PriorCopy, target: String, targetMailbox: String, sha256: String, size: Int) {
-        self.key = key
-        self.prior = prior
-        self.target = target
-        self.targetMailbox = targetMailbox
-        self.sha256 = sha256
-        self.size = size
-    }
-}
-
-/// The outcome of delivering one message, recorded in the batch's commit.
-public enum DeliveryOutcome: Sendable {
-    case delivered(SourceKey, targetRef: String)
-    case failed(SourceKey, DeliveryError)
-    case skipped(SourceKey, reason: String, sha256: String?, size: Int?)
-}
-
-extension Ledger {
+extension SQLiteLedger {
     // MARK: reading
 
     /// The known state of the given messages of one source mailbox, by ident (one query a page).
@@ -302,11 +210,12 @@ extension Ledger {
     public func entry(_ key: SourceKey) throws -> LedgerEntry? {
         try read { db in
             try Row.fetchOne(db, sql: """
-                SELECT state, attempts, error_class, disposal FROM message
+                SELECT state, attempts, error_class, disposal, updated_at FROM message
                 WHERE account = ? AND mailbox = ? AND uid_validity = ? AND ident = ?
                 """, arguments: [key.account, key.mailbox, Int64(key.uidValidity), key.ident]).map { row in
                 LedgerEntry(state: LedgerState(rawValue: row["state"]) ?? .failed, attempts: row["attempts"],
-                            errorClass: row["error_class"], disposal: row["disposal"])
+                            errorClass: row["error_class"], disposal: row["disposal"],
+                            updatedAt: (row["updated_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -375,23 +284,17 @@ extension Ledger {
     }
 
     /// The highest UID handled in a source mailbox, with the UIDVALIDITY it belongs to.
-    public func watermark(account: String, mailbox: String) throws -> (uidValidity: UInt32, highestUID: UInt32)? {
+    public func watermark(account: String, mailbox: String) throws -> SourceWatermark? {
         try read { db in
             try Row.fetchOne(db, sql: "SELECT uid_validity, highest_uid FROM watermark WHERE account = ? AND mailbox = ?",
                              arguments: [account, mailbox]).map {
-                (UInt32(truncatingIfNeeded: $0["uid_validity"] as Int64), UInt32(truncatingIfNeeded: $0["highest_uid"] as Int64))
+                SourceWatermark(uidValidity: UInt32(truncatingIfNeeded: $0["uid_validity"] as Int64),
+                                highestUID: UInt32(truncatingIfNeeded: $0["highest_uid"] as Int64))
             }
         }
     }
 
     // MARK: writing: each call is one transaction (a group commit)
-
-    /// Records the intent to deliver each message, before any of them is delivered.
-    public func markPending(_ intents: [PendingIntent]) throws {
-        guard !intents.isEmpty else { return }
-        let now = Self.now
-        try write { db in try Self.insertPending(db, intents, now: now) }
-    }
 
     static func insertPending(_ db: Database, _ intents: [PendingIntent], now: Double) throws {
         // Several rows a statement (`rowsPerStatement`): one statement per row cost more in binding
@@ -441,17 +344,9 @@ extension Ledger {
         rowsPerStatement.first { $0 <= count } ?? 1
     }
 
-    /// Records the outcomes of a batch whose deliveries the sink has made durable.
-    public func record(_ outcomes: [DeliveryOutcome]) throws {
+    public func record(_ outcomes: [DeliveryOutcome]) async throws {
         guard !outcomes.isEmpty else { return }
-        let now = Self.now
-        try write { db in try Self.insertOutcomes(db, outcomes, now: now) }
-    }
-
-    /// `record`, committed with the other commits queued beside it (`commitTogether`).
-    public func recordTogether(_ outcomes: [DeliveryOutcome]) async throws {
-        guard !outcomes.isEmpty else { return }
-        let now = Self.now
+        let now = self.now
         try await commitTogether { db in try Self.insertOutcomes(db, outcomes, now: now) }
     }
 
@@ -553,10 +448,9 @@ extension Ledger {
         }
     }
 
-    /// Records that the source copies of these delivered messages were disposed of.
     public func markDisposed(_ keys: [SourceKey], how: Disposal) throws {
         guard !keys.isEmpty, how != .keep else { return }
-        let now = Self.now
+        let now = self.now
         try write { db in
             let statement = try db.cachedStatement(sql: """
                 UPDATE message SET state = 'disposed', disposal = ?, updated_at = ?
@@ -569,18 +463,9 @@ extension Ledger {
         }
     }
 
-    /// Content reconciliation: when a message arrives under a key the ledger does not know (a new
-    /// UIDVALIDITY, a rewritten UIDL list) but the same content was delivered to the same target from
-    /// the same source mailbox under a key that is no longer listed, the new key takes over that
-    /// delivery, copy for copy, instead of delivering again. This finds such a copy; `commitIntents`
-    /// makes the claim.
-    ///
-    /// - Parameter claimable: whether an old key may be claimed (it is no longer listed at the source,
-    ///   and no other message of this run claimed it already).
-    public func priorCopy(for key: SourceKey, sha256: String, target: String,
-                          claimable: (SourceKey) -> Bool) throws -> PriorCopy? {
+    public func priorCopies(of key: SourceKey, sha256: String, target: String) throws -> [PriorCopy] {
         try read { db in
-            let candidates = try Row.fetchAll(db.cachedStatement(sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT uid_validity, ident, target_ref, message_id FROM message
                 WHERE \(Self.sameContent) AND target = ? AND account = ? AND mailbox = ?
                   AND state IN ('delivered', 'disposed') AND superseded_by IS NULL
@@ -588,30 +473,18 @@ extension Ledger {
                   AND NOT (uid_validity = ? AND ident = ?)
                 ORDER BY id
                 """), arguments: [Self.hashPrefix(sha256), sha256, target, key.account, key.mailbox,
-                                   Int64(key.uidValidity), key.ident])
-            for row in candidates {
-                let old = SourceKey(account: key.account, mailbox: key.mailbox,
-                                    uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
-                                    ident: row["ident"])
-                if claimable(old) {
-                    return PriorCopy(key: old, targetRef: row["target_ref"] ?? "", messageID: row["message_id"])
-                }
+                                   Int64(key.uidValidity), key.ident]).map { row in
+                PriorCopy(key: SourceKey(account: key.account, mailbox: key.mailbox,
+                                         uidValidity: UInt32(truncatingIfNeeded: row["uid_validity"] as Int64),
+                                         ident: row["ident"]),
+                          targetRef: row["target_ref"] ?? "", messageID: row["message_id"])
             }
-            return nil
         }
     }
 
-    /// The intents of one batch in one transaction: `pending` rows for the messages about to be
-    /// delivered, claims of prior copies, and the outcomes already known (skips, fetch failures).
-    public func commitIntents(pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome]) throws {
+    public func commitIntents(pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome]) async throws {
         guard !pending.isEmpty || !claims.isEmpty || !outcomes.isEmpty else { return }
-        try write(Self.intents(pending: pending, claims: claims, outcomes: outcomes, now: Self.now))
-    }
-
-    /// `commitIntents`, committed with the other commits queued beside it (`commitTogether`).
-    public func commitIntentsTogether(pending: [PendingIntent], claims: [Claim] = [], outcomes: [DeliveryOutcome]) async throws {
-        guard !pending.isEmpty || !claims.isEmpty || !outcomes.isEmpty else { return }
-        try await commitTogether(Self.intents(pending: pending, claims: claims, outcomes: outcomes, now: Self.now))
+        try await commitTogether(Self.intents(pending: pending, claims: claims, outcomes: outcomes, now: now))
     }
 
     private static func intents(pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome],
@@ -642,8 +515,7 @@ extension Ledger {
         }
     }
 
-    /// Moves a source mailbox's high-water mark; the runner calls it last, after the batch it covers.
-    public func setWatermark(account: String, mailbox: String, uidValidity: UInt32, highestUID: UInt32) throws {
+    public func setWatermark(_ mark: SourceWatermark, account: String, mailbox: String) throws {
         try write { db in
             try db.cachedStatement(sql: """
                 INSERT INTO watermark (account, mailbox, uid_validity, highest_uid, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -651,7 +523,7 @@ extension Ledger {
                     highest_uid = CASE WHEN watermark.uid_validity = excluded.uid_validity
                                        THEN MAX(watermark.highest_uid, excluded.highest_uid) ELSE excluded.highest_uid END,
                     uid_validity = excluded.uid_validity, updated_at = excluded.updated_at
-                """).execute(arguments: [account, mailbox, Int64(uidValidity), Int64(highestUID), Self.now])
+                """).execute(arguments: [account, mailbox, Int64(mark.uidValidity), Int64(mark.highestUID), now])
         }
     }
 }

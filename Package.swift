@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "MailFunnel",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mailfunnel", targets: ["mailfunnel"]),
         .library(name: "Funnel", targets: ["Funnel"]),
@@ -58,17 +57,60 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The engine: sources, sinks, spool, ledger, the exactly-once transfer, config.
+        // What every room shares: source keys and listed messages, the MailSource / MailSink
+        // protocols the engine drives, the spool, the Ledger protocol with its records and an
+        // in-memory ledger, errors and exit statuses.
         .target(
-            name: "Funnel",
+            name: "FunnelModel",
             dependencies: [
                 "MailMessage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The ledger in a SQLite file; GRDB is used here and nowhere else.
+        .target(
+            name: "LedgerSQLite",
+            dependencies: [
+                "FunnelModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        // The exactly-once transfer: its state machine and the runner that performs its actions.
+        // It sees sources, sinks and a ledger through their protocols only.
+        .target(
+            name: "TransferEngine",
+            dependencies: [
+                "FunnelModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // One folder per kind of mailbox (IMAP, POP3, mbox, Maildir, SMTP): its source or sink, the
+        // ledger identity of its URLs, its probe and the exit status of its errors; and the URL
+        // grammar and settings they are made from.
+        .target(
+            name: "Drivers",
+            dependencies: [
+                "FunnelModel",
+                "MailMessage",
                 "IMAPCore",
+                "SMTPCore",
                 "MailTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The glue a user meets: the TOML config, import jobs, the daemon's services.
+        .target(
+            name: "Funnel",
+            dependencies: [
+                "FunnelModel",
+                "LedgerSQLite",
+                "TransferEngine",
+                "Drivers",
+                "MailTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +122,10 @@ let package = Package(
             name: "mailfunnel",
             dependencies: [
                 "Funnel",
+                "FunnelModel",
+                "LedgerSQLite",
+                "TransferEngine",
+                "Drivers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,7 +137,7 @@ let package = Package(
             ]
         ),
         // What the ledger's writes cost a message, alone (scripts/bench measures whole runs).
-        .executableTarget(name: "ledger-bench", dependencies: ["Funnel"]),
+        .executableTarget(name: "ledger-bench", dependencies: ["FunnelModel", "LedgerSQLite"]),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
         .testTarget(
             name: "IMAPCoreTests",
@@ -110,21 +156,40 @@ let package = Package(
             dependencies: ["MailTransport", "IMAPCore", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        // Helpers the engine's test targets share: temporary directories, Maildirs, sample mail.
+        .target(
+            name: "FunnelTestSupport",
+            dependencies: ["FunnelModel"],
+            path: "Tests/FunnelTestSupport"
+        ),
+        .testTarget(
+            name: "FunnelModelTests",
+            dependencies: ["FunnelModel", "FunnelTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "LedgerTests",
+            dependencies: ["FunnelModel", "LedgerSQLite", "FunnelTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "TransferEngineTests",
+            dependencies: ["TransferEngine", "FunnelModel", "Drivers", "LedgerSQLite", "FunnelTestSupport", "MailMessage",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "DriversTests",
+            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "FunnelTests",
-            dependencies: [
-                "Funnel", "MailMessage", "MailTransport", "IMAPCore",
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ]
+            dependencies: ["Funnel", "FunnelModel", "Drivers", "TransferEngine", "FunnelTestSupport", "IMAPCore", "MailTransport"]
         ),
         .testTarget(name: "MailfunnelCLITests", dependencies: ["Funnel"]),
         // Against the real Dovecot (and later Postfix) that scripts/test starts on loopback.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Funnel", "MailTransport", "IMAPCore", "MailMessage",
+                "Funnel", "FunnelModel", "Drivers", "TransferEngine", "LedgerSQLite", "MailTransport", "IMAPCore", "MailMessage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,8 +5,9 @@
 //   swift run -c release ledger-bench [messages] [batch] [runs] [path]
 //   (defaults: 5000 messages in batches of 85, the size of a 2 MiB batch of the benchmark's mix;
 //   5 runs; a ledger in a temporary directory)
+import FunnelModel
+import LedgerSQLite
 import Foundation
-import Funnel
 #if canImport(Glibc)
 import Glibc
 #endif

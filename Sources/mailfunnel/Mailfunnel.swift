@@ -1,5 +1,9 @@
 import ArgumentParser
+import Drivers
 import Funnel
+import FunnelModel
+import LedgerSQLite
+import TransferEngine
 import Foundation
 import Logging
 #if canImport(Glibc)

@@ -1,4 +1,8 @@
+import Drivers
 import Funnel
+import FunnelModel
+import LedgerSQLite
+import TransferEngine
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,4 +1,8 @@
+import Drivers
 import Funnel
+import FunnelModel
+import LedgerSQLite
+import TransferEngine
 import Foundation
 
 /// A one-line progress bar on stderr (messages, bytes, rate, ETA), redrawn at most ten times a second.

@@ -1,5 +1,9 @@
 import Foundation
+import Drivers
 @testable import Funnel
+import FunnelModel
+import FunnelTestSupport
+import TransferEngine
 import Testing
 
 struct ConfigTests {

@@ -3,7 +3,11 @@ import Foundation
 import FoundationNetworking
 #endif
 import MailTransport
+@testable import Drivers
 @testable import Funnel
+@testable import FunnelModel
+@testable import LedgerSQLite
+@testable import TransferEngine
 import Testing
 
 /// A `mailfunnel run` child process, stopped by PID (SIGTERM) at the end.

@@ -1,5 +1,9 @@
 import Foundation
+@testable import Drivers
 @testable import Funnel
+@testable import FunnelModel
+@testable import LedgerSQLite
+@testable import TransferEngine
 import MailTransport
 import Testing
 

@@ -1,6 +1,10 @@
 import Crypto
 import Foundation
+@testable import Drivers
 import Funnel
+@testable import FunnelModel
+@testable import LedgerSQLite
+@testable import TransferEngine
 import IMAPCore
 import Logging
 import MailTransport

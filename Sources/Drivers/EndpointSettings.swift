@@ -1,0 +1,33 @@
+import FunnelModel
+import Foundation
+import MailTransport
+
+/// How to reach a network source or target: its secret, extra trust, TLS choice.
+public struct EndpointSettings: Sendable {
+    public var secret = Secret()
+    public var caFile: String?
+    /// "starttls" (default for the plain schemes) or "none".
+    public var tls: String?
+    /// The environment variable that holds the password when nothing else gives it.
+    public var passwordVariable: String
+    /// SMTP targets: the envelope recipient (`--envelope-to`, `envelope_to`).
+    public var envelopeTo: String?
+
+    public init(passwordVariable: String) {
+        self.passwordVariable = passwordVariable
+    }
+
+    package func endpoint(for url: MailURL, who: String) throws -> ServerEndpoint {
+        let mode: TLSMode
+        switch url.scheme {
+        case .imaps, .pop3s, .smtps: mode = .implicit
+        default: mode = tls == "none" ? .none : .startTLS
+        }
+        return ServerEndpoint(host: url.host, port: url.port, tls: mode, caFile: caFile.map { ($0 as NSString).expandingTildeInPath })
+    }
+
+    package func credentials(for url: MailURL, who: String) throws -> Credentials {
+        guard let user = url.user else { throw FunnelError.badURL(url.description, reason: "no user name") }
+        return Credentials(user: user, password: try secret.resolve(environment: passwordVariable, who: who))
+    }
+}

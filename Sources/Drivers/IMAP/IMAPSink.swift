@@ -1,0 +1,260 @@
+import FunnelModel
+import Crypto
+import Foundation
+import IMAPCore
+import Logging
+import MailMessage
+import MailTransport
+import NIOCore
+
+/// Delivers with IMAP APPEND: flags and INTERNALDATE kept, APPENDUID recorded as the target
+/// reference (`uidvalidity:uid`), missing folders created, APPENDLIMIT respected.
+///
+/// An APPEND answered OK is durable at the server, so `flush` has nothing to do. After a crash,
+/// `locate` looks at the messages that arrived at or after the UIDNEXT recorded with the intent and
+/// matches them by SHA-256 (what was sent is CRLF-normalised and hashed the same way); when no hash
+/// matches (a server that rewrites what it stores), by Message-ID and size; when that is ambiguous,
+/// it says absent: a rare duplicate beats a loss.
+public final class IMAPSink: MailSink {
+    public let url: MailURL
+    let endpoint: ServerEndpoint
+    let credentials: Credentials
+    let logger: Logger
+    private var client: IMAPClient?
+    private var delimiter: Character?
+    private var existing: Set<String>?
+    private var permanentFlags: [String] = []
+
+    /// The URL without its path, computed once: it keys every ledger row.
+    public let identity: String
+    public var requiresCRLF: Bool { true }
+    public var maxMessageSize: Int? { client?.appendLimit }
+
+    public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) {
+        self.url = url
+        self.identity = url.accountIdentity
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.logger = logger
+    }
+
+    func session() async throws -> IMAPClient {
+        if let client { return client }
+        let c = try await IMAPClient.open(endpoint, credentials: credentials, logger: logger)
+        client = c
+        return c
+    }
+
+    /// Logs in and learns the folder names (LIST).
+    public func connect() async throws {
+        _ = try await wireName("INBOX")
+    }
+
+    /// The name on the wire for an engine mailbox name (`/`-separated, decoded).
+    func wireName(_ mailbox: String) async throws -> String {
+        let c = try await session()
+        if existing == nil {
+            let entries = try await c.list()
+            delimiter = entries.first(where: { $0.delimiter != nil })?.delimiter ?? "/"
+            existing = Set(entries.map(\.name))
+        }
+        if mailbox.uppercased() == "INBOX" { return "INBOX" }
+        let d = String(delimiter ?? "/")
+        let translated = mailbox.split(separator: "/", omittingEmptySubsequences: true).joined(separator: d)
+        // Modified UTF-7 works everywhere; raw UTF-8 names would need ENABLE UTF8=ACCEPT (RFC 6855).
+        return ModifiedUTF7.encode(translated)
+    }
+
+    public func prepare(mailbox: String) async throws -> TargetWatermark {
+        let c = try await session()
+        let name = try await wireName(mailbox)
+        if name != "INBOX", existing?.contains(name) == false {
+            // Parents first, for servers that do not create them.
+            let d = String(delimiter ?? "/")
+            let parts = name.components(separatedBy: d)
+            for i in 1...parts.count {
+                let partial = parts[0..<i].joined(separator: d)
+                guard existing?.contains(partial) == false else { continue }
+                do {
+                    try await c.create(partial)
+                } catch let IMAPError.commandFailed(_, _, _, code, text, _) where code == .other(name: "ALREADYEXISTS", text: nil) || text.lowercased().contains("exist") {
+                    // Someone made it meanwhile: fine.
+                }
+                existing?.insert(partial)
+                logger.notice("\(identity): created folder \(partial)")
+            }
+        }
+        let s = try await c.select(name)
+        permanentFlags = s.permanentFlags
+        return TargetWatermark(uidValidity: s.uidValidity, uidNext: s.uidNext)
+    }
+
+    /// The flags the target takes: system flags always, keywords when PERMANENTFLAGS allows them.
+    func flags(_ f: MessageFlags) -> [String] {
+        var out = f.imapSystemFlags.filter { $0 != "\\Deleted" }
+        let anyKeyword = permanentFlags.contains("\\*")
+        for k in f.keywords where anyKeyword || permanentFlags.contains(k) { out.append(k) }
+        return out
+    }
+
+    /// With MULTIAPPEND the message is staged and the batch goes as one APPEND at `flush()`;
+    /// otherwise it is appended now.
+    public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
+        let c = try await session()
+        let name = try await wireName(mailbox)
+        if let first = staged.first, first.mailbox != name {
+            // The engine flushes every batch before the next, and a batch has one mailbox.
+            throw DeliveryError(.sinkFailed, "internal error: a batch staged for \(first.mailbox) and \(name)")
+        }
+        if c.selected?.name != name { _ = try await prepare(mailbox: mailbox) }
+        if c.has("MULTIAPPEND") {
+            staged.append((key, message, name))
+            return .staged
+        }
+        return .delivered(try await appendOne(message, to: name))
+    }
+
+    private var staged: [(key: SourceKey, message: SpooledMessage, mailbox: String)] = []
+
+    private func appendOne(_ message: SpooledMessage, to name: String) async throws -> String {
+        let c = try await session()
+        do {
+            let result = try await c.append([AppendItem(flags: flags(message.flags), date: message.internalDate, body: message)], to: name)
+            if let r = result, let uid = r.uids.first { return "\(r.uidValidity):\(uid)" }
+            return ""
+        } catch let e as IMAPError {
+            throw Self.classify(e)
+        } catch let e as TransportError {
+            throw DeliveryError(.sinkFailed, e.description)
+        }
+    }
+
+    /// Sends the staged messages as one MULTIAPPEND, which the server carries out whole or not at
+    /// all (RFC 3502). If it refuses, nothing was appended: each message is then appended alone,
+    /// so only the one at fault fails.
+    public func flush() async throws -> [SourceKey: StagedOutcome] {
+        guard !staged.isEmpty else { return [:] }
+        let batch = staged
+        staged = []
+        let c = try await session()
+        let name = batch[0].mailbox
+        var outcomes: [SourceKey: StagedOutcome] = [:]
+        do {
+            let items = batch.map { AppendItem(flags: flags($0.message.flags), date: $0.message.internalDate, body: $0.message) }
+            let result = try await c.append(items, to: name)
+            let uids = result?.uids ?? []
+            for (i, item) in batch.enumerated() {
+                let ref = (uids.count == batch.count && result != nil) ? "\(result!.uidValidity):\(uids[i])" : ""
+                outcomes[item.key] = .delivered(ref)
+            }
+            return outcomes
+        } catch let e as IMAPError {
+            guard case .commandFailed = e else { throw DeliveryError(.sinkFailed, e.description) }
+            logger.notice("\(identity): APPEND of \(batch.count) messages refused (\(e)); appending them one by one")
+        } catch let e as TransportError {
+            throw DeliveryError(.sinkFailed, e.description)
+        }
+        for item in batch {
+            do {
+                outcomes[item.key] = .delivered(try await appendOne(item.message, to: name))
+            } catch let e as DeliveryError where e.errorClass != .sinkFailed {
+                outcomes[item.key] = .failed(e)
+            }
+        }
+        return outcomes
+    }
+
+    /// NO [OVERQUOTA]/[INUSE]/[UNAVAILABLE] and THROTTLED: later. NO [TOOBIG]/[LIMIT] and other NO/BAD
+    /// to this message: permanent for it. A session gone: the sink failed.
+    static func classify(_ e: IMAPError) -> DeliveryError {
+        switch e {
+        case let .commandFailed(_, _, _, code, _, _):
+            switch code {
+            case .overQuota?, .throttled?, .other(name: "INUSE", _)?, .other(name: "UNAVAILABLE", _)?, .other(name: "SERVERBUG", _)?:
+                return DeliveryError(.temporary, e.description)
+            default:
+                return DeliveryError(.permanent, e.description)
+            }
+        case .bye, .protocolViolation:
+            return DeliveryError(.sinkFailed, e.description)
+        default:
+            return DeliveryError(.sinkFailed, e.description)
+        }
+    }
+
+    public func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
+        let c = try await session()
+        let name = try await wireName(record.targetMailbox)
+        guard let s = try? await c.select(name) else { return .absent }
+        var byHash: String?
+        var hashMatches = 0
+        var candidates: [(uid: UInt32, size: Int, messageID: String?)] = []
+        // Same UIDVALIDITY: only what arrived since the intent can be it.
+        let from: UInt32 = (record.watermark.uidValidity == s.uidValidity ? record.watermark.uidNext : nil) ?? 1
+        if from == 1 && record.messageID == nil {
+            // A renumbered mailbox and no Message-ID to narrow the search: deliver again.
+            logger.notice("recovery: \(record.key): \(name) was renumbered and the message has no Message-ID; delivering again")
+            return .absent
+        }
+        var uids: [UInt32]
+        if from > 1 || record.messageID == nil {
+            uids = try await c.uidSearch("UID \(from):*").filter { $0 >= from }
+        } else {
+            let id = record.messageID!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            uids = try await c.uidSearch("HEADER Message-ID \"\(id)\"")
+        }
+        guard !uids.isEmpty else { return .absent }
+        var hasher = SHA256()
+        var uid: UInt32?, size = 0
+        var headers = HeaderScanner()
+        try await c.uidFetch(UIDSet(uids: uids), items: ["UID", "RFC822.SIZE", "BODY.PEEK[]"]) { event in
+            switch event {
+            case .fetchBegan: hasher = SHA256(); headers = HeaderScanner(); uid = nil; size = 0
+            case let .fetchAttribute(.uid(u)): uid = u
+            case let .fetchAttribute(.rfc822Size(n)): size = n
+            case let .fetchBodyBytes(b):
+                b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                headers.consume(b)
+            case .fetchEnded:
+                guard let u = uid else { break }
+                let digest = hasher.finalize().hexString
+                let ref = "\(s.uidValidity):\(u)"
+                if digest == record.sha256 {
+                    if taken.contains(ref) { break }  // an identical twin's copy, not this one
+                    hashMatches += 1
+                    if byHash == nil { byHash = ref }
+                }
+                if !taken.contains(ref) { candidates.append((u, size, headers.messageID)) }
+            default: break
+            }
+        }
+        if hashMatches > 0 && hashMatches <= unknownCopies {
+            logger.notice("recovery: \(record.key): \(hashMatches) identical cop\(hashMatches == 1 ? "y" : "ies") in \(name) may belong to earlier deliveries without a UID; delivering again rather than guess")
+            return .absent
+        }
+        if let byHash {
+            logger.notice("recovery: \(record.key) found in \(name) by SHA-256 (\(byHash))")
+            return .present(byHash)
+        }
+        if let id = record.messageID {
+            let matches = candidates.filter { $0.messageID == id && $0.size == record.size }
+            if matches.count == 1 {
+                logger.notice("recovery: \(record.key) found in \(name) by Message-ID and size (UID \(matches[0].uid)); the server changed its bytes")
+                return .present("\(s.uidValidity):\(matches[0].uid)")
+            }
+            if matches.count > 1 {
+                logger.notice("recovery: \(record.key): \(matches.count) messages in \(name) share its Message-ID and size; delivering again rather than guess")
+            }
+        }
+        return .absent
+    }
+
+    public func close() async throws {
+        _ = try await flush()
+        await client?.logout()
+        client = nil
+    }
+}
+
+/// An APPEND reads a spooled message a chunk at a time.
+extension SpooledMessage: AppendBody {}

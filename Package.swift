@@ -182,7 +182,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FunnelTests",
-            dependencies: ["Funnel", "FunnelModel", "Drivers", "TransferEngine", "FunnelTestSupport", "IMAPCore", "MailTransport"]
+            dependencies: ["Funnel", "FunnelModel", "Drivers", "TransferEngine", "FunnelTestSupport", "IMAPCore", "MailTransport",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MailfunnelCLITests", dependencies: ["Funnel"]),
         // Against the real Dovecot (and later Postfix) that scripts/test starts on loopback.

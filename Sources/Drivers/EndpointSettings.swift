@@ -26,8 +26,10 @@ public struct EndpointSettings: Sendable {
         return ServerEndpoint(host: url.host, port: url.port, tls: mode, caFile: caFile.map { ($0 as NSString).expandingTildeInPath })
     }
 
-    package func credentials(for url: MailURL, who: String) throws -> Credentials {
+    /// The password is read now, so that a missing file or a failing command is reported before
+    /// anything is fetched, and given at every login.
+    package func login(for url: MailURL, who: String) throws -> any CredentialProvider {
         guard let user = url.user else { throw FunnelError.badURL(url.description, reason: "no user name") }
-        return Credentials(user: user, password: try secret.resolve(environment: passwordVariable, who: who))
+        return FixedCredentials(Credentials(user: user, password: try secret.resolve(environment: passwordVariable, who: who)))
     }
 }

@@ -1,48 +1,39 @@
-import Foundation
-import Logging
 import FunnelModel
-import MailTransport
+import Logging
 
-/// Makes the source or sink a URL names.
+/// From a URL to what it names, through the driver table (mbsync's: the engine never sees which
+/// kind of mailbox it talks to).
 public enum Endpoints {
+    /// Every kind of mailbox MailFunnel knows.
+    public static let drivers: [any Driver.Type] = [IMAPDriver.self, POP3Driver.self, MboxDriver.self, MaildirDriver.self,
+                                                    SMTPDriver.self]
+
+    /// The driver of a URL's scheme.
+    public static func driver(for scheme: MailURL.Scheme) -> any Driver.Type {
+        guard let d = drivers.first(where: { $0.schemes.contains(scheme) }) else {
+            preconditionFailure("no driver for \(scheme.rawValue): every scheme has one")
+        }
+        return d
+    }
+
+    /// The ledger's name for the account or target a URL names (see `Driver.identity(of:)`).
+    public static func identity(of url: MailURL) -> String {
+        driver(for: url.scheme).identity(of: url)
+    }
+
     public static func source(_ url: MailURL, settings: EndpointSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_SOURCE_PASSWORD"),
                               disposal: Disposal = .keep, logger: Logger = Logger(label: "mailfunnel")) throws -> MailSource {
-        switch url.scheme {
-        case .mbox: return MboxSource(path: url.path, format: url.mboxFormat)
-        case .maildir: return MaildirSource(path: url.path)
-        case .smtp, .smtps:
-            throw FunnelError.badURL(url.description, reason: "SMTP is a target, not a source")
-        case .imap, .imaps:
-            let who = "source \(url)"
-            return IMAPSource(url: url, endpoint: try settings.endpoint(for: url, who: who),
-                              credentials: try settings.credentials(for: url, who: who), readOnly: disposal == .keep, logger: logger)
-        case .pop3, .pop3s:
-            let who = "source \(url)"
-            return POP3Source(url: url, endpoint: try settings.endpoint(for: url, who: who),
-                              credentials: try settings.credentials(for: url, who: who), logger: logger)
-        }
+        try driver(for: url.scheme).source(url, settings: settings, disposal: disposal, logger: logger)
     }
 
     public static func sink(_ url: MailURL, settings: EndpointSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD"),
                             logger: Logger = Logger(label: "mailfunnel")) throws -> MailSink {
-        switch url.scheme {
-        case .maildir: return MaildirSink(path: url.path)
-        case .mbox:
-            throw FunnelError.badURL(url.description, reason: "mbox is a source only; deliver into maildir: instead")
-        case .pop3, .pop3s:
-            throw FunnelError.badURL(url.description, reason: "POP3 is a source, not a target")
-        case .imap, .imaps:
-            let who = "target \(url)"
-            return IMAPSink(url: url, endpoint: try settings.endpoint(for: url, who: who),
-                            credentials: try settings.credentials(for: url, who: who), logger: logger)
-        case .smtp, .smtps:
-            let who = "target \(url)"
-            guard let to = settings.envelopeTo, !to.isEmpty else {
-                throw FunnelError.usage("\(who): an SMTP target needs an envelope recipient: --envelope-to ADDRESS (envelope_to in the config)")
-            }
-            let credentials = url.user == nil ? nil : try settings.credentials(for: url, who: who)
-            return SMTPSink(url: url, endpoint: try settings.endpoint(for: url, who: who), credentials: credentials,
-                            envelopeTo: to, logger: logger)
-        }
+        try driver(for: url.scheme).sink(url, settings: settings, logger: logger)
+    }
+
+    /// The exit status of an error a driver's protocol raised, if one claims it.
+    public static func exitStatus(for error: Error) -> ExitStatus? {
+        for d in drivers { if let s = d.exitStatus(for: error) { return s } }
+        return nil
     }
 }

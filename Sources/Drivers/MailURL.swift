@@ -116,14 +116,14 @@ public struct MailURL: Sendable, Equatable, CustomStringConvertible {
         return p
     }
 
-    /// The canonical form: the ledger's account or target identity. Local paths are made absolute.
-    /// The URL without its folder: the account, as sources and targets key the ledger by it.
+    /// The URL without its folder (the network drivers' ledger identity, `Driver.identity(of:)`).
     public var accountIdentity: String {
         var bare = self
         bare.path = ""
         return bare.description
     }
 
+    /// The canonical form, without secrets; local paths made absolute.
     public var description: String {
         switch scheme {
         case .maildir, .mbox:

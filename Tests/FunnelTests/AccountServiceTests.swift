@@ -1,4 +1,8 @@
+import Drivers
 @testable import Funnel
+import FunnelModel
+import Logging
+import TransferEngine
 import IMAPCore
 import MailTransport
 import Testing
@@ -28,5 +32,23 @@ struct AccountServiceTests {
         let inUse = POP3Error.commandFailed(server: "s", command: "PASS", code: "IN-USE", text: "locked")
         #expect(AccountService.serverHint(inUse) == .seconds(60))
         #expect(AccountService.serverHint(TransportError.closedByPeer(endpoint: "s")) == nil)
+    }
+}
+
+/// The daemon's schedule rows and a run's message rows name an account the same way, whatever the
+/// URL's spelling: otherwise `mailfunnel status` shows one account twice.
+struct AccountIdentityTests {
+    static let urls = ["mbox:/var/mail/old.mbox?format=mboxo", "mbox:/var/mail/old.mbox", "maildir:/var/mail/Old/",
+                       "maildir:/var/mail/Old", "imaps://jean@imap.example.net/INBOX", "imap://jean@imap.example.net:1143",
+                       "pop3s://jean.dupont@pop.example.fr"]
+
+    @Test(arguments: urls) func theDaemonNamesAnAccountAsItsSourceDoes(_ text: String) throws {
+        let url = try MailURL.parse(text)
+        var settings = EndpointSettings(passwordVariable: "UNUSED")
+        settings.secret = Secret(inline: "pw")
+        let job = ImportJob(name: "old", source: url, target: try MailURL.parse("maildir:/tmp/new"), options: TransferOptions())
+        let service = AccountService(job: job, ledger: MemoryLedger(), logger: Logger(label: "test"), limiter: AccountLimiter(1),
+                                     pollInterval: .seconds(60), idle: false)
+        #expect(service.sourceIdentity == (try Endpoints.source(url, settings: settings)).identity)
     }
 }

@@ -35,7 +35,7 @@ extension Dovecot {
         let port = try servers.port("MF_IMAPS_PORT")
         let endpoint = ServerEndpoint(host: "127.0.0.1", port: port, tls: .implicit, caFile: servers.caFile)
         return IMAPSource(url: try MailURL.parse("imaps://source@127.0.0.1:\(port)"), endpoint: endpoint,
-                          credentials: Credentials(user: "source", password: servers.password("source")),
+                          login: FixedCredentials(Credentials(user: "source", password: servers.password("source"))),
                           readOnly: true, logger: Logger(label: "test"))
     }
 

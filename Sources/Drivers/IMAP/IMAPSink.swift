@@ -18,7 +18,8 @@ import NIOCore
 public final class IMAPSink: MailSink {
     public let url: MailURL
     let endpoint: ServerEndpoint
-    let credentials: Credentials
+    /// Asked at every login (see `CredentialProvider`).
+    let login: any CredentialProvider
     let logger: Logger
     private var client: IMAPClient?
     private var delimiter: Character?
@@ -30,17 +31,17 @@ public final class IMAPSink: MailSink {
     public var requiresCRLF: Bool { true }
     public var maxMessageSize: Int? { client?.appendLimit }
 
-    public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) {
+    public init(url: MailURL, endpoint: ServerEndpoint, login: any CredentialProvider, logger: Logger) {
         self.url = url
-        self.identity = url.accountIdentity
+        self.identity = IMAPDriver.identity(of: url)
         self.endpoint = endpoint
-        self.credentials = credentials
+        self.login = login
         self.logger = logger
     }
 
     func session() async throws -> IMAPClient {
         if let client { return client }
-        let c = try await IMAPClient.open(endpoint, credentials: credentials, logger: logger)
+        let c = try await IMAPClient.open(endpoint, login: login, logger: logger)
         client = c
         return c
     }

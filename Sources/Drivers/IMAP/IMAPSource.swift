@@ -16,7 +16,8 @@ import NIOCore
 public final class IMAPSource: MailSource {
     public let url: MailURL
     let endpoint: ServerEndpoint
-    let credentials: Credentials
+    /// Asked at every login (see `CredentialProvider`).
+    let login: any CredentialProvider
     let logger: Logger
     let readOnly: Bool
     private var client: IMAPClient?
@@ -39,18 +40,18 @@ public final class IMAPSource: MailSource {
     public var supportsIncrementalListing: Bool { true }
 
     /// - Parameter readOnly: EXAMINE instead of SELECT (when keeping everything at the source).
-    public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, readOnly: Bool, logger: Logger) {
+    public init(url: MailURL, endpoint: ServerEndpoint, login: any CredentialProvider, readOnly: Bool, logger: Logger) {
         self.url = url
-        self.identity = url.accountIdentity
+        self.identity = IMAPDriver.identity(of: url)
         self.endpoint = endpoint
-        self.credentials = credentials
+        self.login = login
         self.readOnly = readOnly
         self.logger = logger
     }
 
     func session() async throws -> IMAPClient {
         if let client { return client }
-        let c = try await IMAPClient.open(endpoint, credentials: credentials, logger: logger)
+        let c = try await IMAPClient.open(endpoint, login: login, logger: logger)
         client = c
         return c
     }

@@ -32,7 +32,7 @@ public final class MaildirSink: MailSink {
 
     public init(path: String) {
         maildir = Maildir(root: absolutePath(path))
-        identity = "maildir:\(maildir.root)"
+        identity = MaildirDriver.identity(ofRoot: maildir.root)
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count)
         let name = String(cString: buffer)

@@ -15,7 +15,7 @@ public final class MaildirSource: MailSource {
 
     public init(path: String) {
         maildir = Maildir(root: absolutePath(path))
-        identity = "maildir:\(maildir.root)"
+        identity = MaildirDriver.identity(ofRoot: maildir.root)
     }
 
     public func mailboxes() async throws -> [String] {

@@ -26,7 +26,7 @@ public final class MboxSource: MailSource {
     public init(path: String, format: MboxFormat = .mboxrd) {
         self.path = absolutePath(path)
         self.format = format
-        self.identity = "mbox:\(self.path)"
+        self.identity = MboxDriver.identity(ofPath: self.path)
     }
 
     public func mailboxes() async throws -> [String] { [Self.mailboxName] }

@@ -14,7 +14,8 @@ import NIOCore
 public final class POP3Source: MailSource {
     public let url: MailURL
     let endpoint: ServerEndpoint
-    let credentials: Credentials
+    /// Asked at every login (see `CredentialProvider`).
+    let login: any CredentialProvider
     let logger: Logger
     private var client: POP3Client?
     /// Idents whose DELE the server accepted, carried out by QUIT.
@@ -26,17 +27,17 @@ public final class POP3Source: MailSource {
     public var supportedDisposals: Set<Disposal> { [.keep, .delete] }
     public var supportsIncrementalListing: Bool { false }
 
-    public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials, logger: Logger) {
+    public init(url: MailURL, endpoint: ServerEndpoint, login: any CredentialProvider, logger: Logger) {
         self.url = url
-        self.identity = url.description
+        self.identity = POP3Driver.identity(of: url)
         self.endpoint = endpoint
-        self.credentials = credentials
+        self.login = login
         self.logger = logger
     }
 
     func session() async throws -> POP3Client {
         if let client { return client }
-        let c = try await POP3Client.open(endpoint, credentials: credentials, logger: logger)
+        let c = try await POP3Client.open(endpoint, login: login, logger: logger)
         if let days = c.expireDays {
             logger.warning("\(identity) announces EXPIRE \(days): it deletes retrieved messages \(days == 0 ? "at once" : "after \(days) days") whatever MailFunnel's after_delivery says")
         }

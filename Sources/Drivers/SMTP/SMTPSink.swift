@@ -21,7 +21,8 @@ import SMTPCore
 public final class SMTPSink: MailSink {
     public let url: MailURL
     let endpoint: ServerEndpoint
-    let credentials: Credentials?
+    /// Asked at every login (see `CredentialProvider`); nil when the relay takes mail without one.
+    let login: (any CredentialProvider)?
     let envelopeTo: String
     let logger: Logger
     private var client: SMTPClient?
@@ -31,11 +32,11 @@ public final class SMTPSink: MailSink {
     public var requiresCRLF: Bool { true }
     public var maxMessageSize: Int? { client?.sizeLimit }
 
-    public init(url: MailURL, endpoint: ServerEndpoint, credentials: Credentials?, envelopeTo: String, logger: Logger) {
+    public init(url: MailURL, endpoint: ServerEndpoint, login: (any CredentialProvider)?, envelopeTo: String, logger: Logger) {
         self.url = url
-        self.identity = url.description
+        self.identity = SMTPDriver.identity(of: url)
         self.endpoint = endpoint
-        self.credentials = credentials
+        self.login = login
         self.envelopeTo = envelopeTo
         self.logger = logger
     }
@@ -45,7 +46,7 @@ public final class SMTPSink: MailSink {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count)
         let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let c = try await SMTPClient.open(endpoint, credentials: credentials, heloName: host.isEmpty ? "localhost" : host, logger: logger)
+        let c = try await SMTPClient.open(endpoint, login: login, heloName: host.isEmpty ? "localhost" : host, logger: logger)
         client = c
         return c
     }

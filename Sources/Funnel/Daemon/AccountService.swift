@@ -116,7 +116,7 @@ public struct AccountService: Service {
 
     /// The ledger's name for the account: its source URL without secrets or folder.
     var sourceIdentity: String {
-        [.imap, .imaps].contains(job.source.scheme) ? job.source.accountIdentity : job.source.description
+        Endpoints.identity(of: job.source)
     }
 
     /// One import pass, under the concurrency limit. Returns whether it went through, and how long
@@ -176,10 +176,10 @@ public struct AccountService: Service {
     func waitForNewMail(upTo limit: Duration, stop: StopFlag) async throws {
         let folder = job.source.path.isEmpty ? "INBOX" : job.source.path
         let endpoint = try job.sourceSettings.endpoint(for: job.source, who: job.name)
-        let credentials = try job.sourceSettings.credentials(for: job.source, who: job.name)
+        let login = try job.sourceSettings.login(for: job.source, who: job.name)
         let logger = self.logger
         try await cancelWhenGracefulShutdown {
-            let client = try await IMAPClient.open(endpoint, credentials: credentials, logger: logger)
+            let client = try await IMAPClient.open(endpoint, login: login, logger: logger)
             guard client.has("IDLE") else {
                 await client.logout()
                 throw IMAPError.commandFailed(server: endpoint.description, command: "IDLE", status: .no, code: nil,

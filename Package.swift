@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(name: "SASLTests", dependencies: ["SASL"]),
         .testTarget(
             name: "MailTransportTests",
-            dependencies: ["MailTransport", "IMAPCore", "SASL", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["MailTransport", "IMAPCore", "SMTPCore", "SASL", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         // Helpers the engine's test targets share: temporary directories, Maildirs, sample mail.

@@ -96,7 +96,7 @@ final class TranscriptServer: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            if !line.isEmpty { deviations.append("an unended line C: \(String(decoding: line, as: UTF8.self))") }
+            if !line.isEmpty { deviations.append("an unended line C: \(String(decoding: line.prefix(60), as: UTF8.self))") }
             for case let .client(expected) in transcript { deviations.append("the client never sent C: \(expected)") }
             ended.succeed(deviations)
         }

@@ -1,4 +1,3 @@
-import Foundation
 import IMAPCore
 import Logging
 import NIOCore

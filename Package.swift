@@ -41,11 +41,18 @@ let package = Package(
             name: "SMTPCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        // NIO connections (TCP, implicit TLS, STARTTLS), SASL, the redacted protocol trace, and the
-        // async protocol clients.
+        // Sans-I/O SASL: credentials, the mechanisms (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256,
+        // OAUTHBEARER, XOAUTH2) and the state machine of one exchange.
+        .target(
+            name: "SASL",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // NIO connections (TCP, implicit TLS, STARTTLS), the session opening the three protocols
+        // share, the redacted protocol trace, and the async protocol clients.
         .target(
             name: "MailTransport",
             dependencies: [
+                "SASL",
                 "IMAPCore",
                 "POP3Core",
                 "SMTPCore",
@@ -151,9 +158,10 @@ let package = Package(
             name: "SMTPCoreTests",
             dependencies: ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        .testTarget(name: "SASLTests", dependencies: ["SASL"]),
         .testTarget(
             name: "MailTransportTests",
-            dependencies: ["MailTransport", "IMAPCore", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["MailTransport", "IMAPCore", "SMTPCore", "SASL", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         // Helpers the engine's test targets share: temporary directories, Maildirs, sample mail.

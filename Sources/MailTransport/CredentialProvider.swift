@@ -1,4 +1,9 @@
 import Logging
+import SASL
+
+/// `SASL.Credentials`, named here too so that callers of the clients need not import SASL.
+public typealias Credentials = SASL.Credentials
+
 /// Where a login's credentials come from. It is asked at every login, so that a token can be
 /// fresh, and once more after the server refused what it gave, so that an expired token can be
 /// renewed; a password is what it is, and is not tried twice.

@@ -1,48 +1,17 @@
-import Crypto
-import Foundation
 import Logging
 import NIOCore
 import POP3Core
-
-/// A POP3 failure, naming the server and the command, with the RFC 3206 code when given.
-public enum POP3Error: Error, Equatable, CustomStringConvertible {
-    case commandFailed(server: String, command: String, code: String?, text: String)
-    case authenticationFailed(server: String, user: String, code: String?, text: String)
-    case startTLSNotOffered(server: String)
-    /// QUIT was not answered +OK: the server deleted nothing.
-    case quitFailed(server: String, detail: String)
-    case protocolViolation(server: String, detail: String)
-
-    public var description: String {
-        switch self {
-        case let .commandFailed(s, c, code, t): return "\(s): \(c) failed: -ERR\(code.map { " [\($0)]" } ?? "") \(t)"
-        case let .authenticationFailed(s, u, code, t): return "\(s): login as \(u) refused:\(code.map { " [\($0)]" } ?? "") \(t)"
-        case let .startTLSNotOffered(s):
-            return "\(s) does not offer STLS; refusing to send a password in plain text (use pop3s://, or --tls none if you really mean it)"
-        case let .quitFailed(s, d): return "\(s): QUIT failed (\(d)); the server deleted nothing"
-        case let .protocolViolation(s, d): return "\(s): protocol error: \(d)"
-        }
-    }
-
-    /// The RFC 3206 code, classified, when the server gave one.
-    public var responseCode: POP3ResponseCode? {
-        switch self {
-        case let .commandFailed(_, _, code, _), let .authenticationFailed(_, _, code, _): return code.map(POP3ResponseCode.init)
-        default: return nil
-        }
-    }
-}
 
 /// A POP3 session over one connection, used by one task at a time.
 /// - SeeAlso: RFC 1939, RFC 2449, RFC 2595 (STLS), RFC 5034 (AUTH)
 public final class POP3Client {
     public let endpoint: ServerEndpoint
-    private let connection: MailConnection
-    private var parser: POP3ResponseParser
-    private var buffer = ByteBuffer()
-    private let trace: ProtocolTrace
-    public private(set) var capabilities: [String] = []
-    private var greeting = ""
+    let connection: MailConnection
+    var parser: POP3ResponseParser
+    var buffer = ByteBuffer()
+    let trace: ProtocolTrace
+    public internal(set) var capabilities: [String] = []
+    var greeting = ""
 
     private init(endpoint: ServerEndpoint, connection: MailConnection, logger: Logger, limits: POP3ResponseParser.Limits) {
         self.endpoint = endpoint
@@ -57,30 +26,13 @@ public final class POP3Client {
                             limits: POP3ResponseParser.Limits = .init()) async throws -> POP3Client {
         let connection = try await MailConnection.connect(to: endpoint)
         let c = POP3Client(endpoint: endpoint, connection: connection, logger: logger, limits: limits)
-        do {
-            c.greeting = try await c.status(expect: .single, command: "greeting")
-            try await c.refreshCapabilities()
-            if endpoint.tls == .startTLS {
-                guard c.has("STLS") else { throw POP3Error.startTLSNotOffered(server: endpoint.description) }
-                _ = try await c.simple("STLS")
-                guard c.buffer.readableBytes == 0 else { throw TransportError.plaintextAfterStartTLS(endpoint: endpoint.description) }
-                try await connection.startTLS()
-                try await c.refreshCapabilities()
-            }
-            try await c.login(credentials)
-            return c
-        } catch {
-            await connection.close()
-            throw error
-        }
+        let opening = SessionOpeningStateMachine(requiresStartTLS: endpoint.tls == .startTLS, capabilityQuery: .always, logsIn: true)
+        try await c.open(opening, credentials: credentials)
+        return c
     }
 
     public func has(_ capability: String) -> Bool {
         capabilities.contains { $0.split(separator: " ").first.map(String.init)?.uppercased() == capability.uppercased() }
-    }
-
-    private var saslMechanisms: [String] {
-        capabilities.first { $0.uppercased().hasPrefix("SASL ") }.map { $0.split(separator: " ").dropFirst().map { $0.uppercased() } } ?? []
     }
 
     func refreshCapabilities() async throws {
@@ -103,60 +55,6 @@ public final class POP3Client {
         guard let line = capabilities.first(where: { $0.uppercased().hasPrefix("EXPIRE ") }) else { return nil }
         let value = line.split(separator: " ").dropFirst().first.map(String.init) ?? ""
         return value.uppercased() == "NEVER" ? nil : Int(value)
-    }
-
-    private func login(_ credentials: Credentials) async throws {
-        // RFC 6856: non-ASCII user names and passwords go as UTF-8 once UTF8 is enabled.
-        if has("UTF8") && (credentials.user + credentials.secret).utf8.contains(where: { $0 >= 0x80 }) {
-            _ = try await simple("UTF8")
-        }
-        let preference = credentials.kind == .oauthToken ? SASLMechanism.tokenPreference : SASLMechanism.passwordPreference
-        do {
-            if let mechanism = preference.first(where: { saslMechanisms.contains($0.rawValue) }) {
-                try await authenticate(mechanism, credentials)
-            } else if credentials.kind == .password && (has("USER") || apopTimestamp(inGreeting: greeting) == nil) {
-                _ = try await simple("USER \(credentials.user)")
-                try await send("PASS \(credentials.secret)", redacted: "PASS <redacted>")
-                parser.expect(.single)
-                _ = try await status(command: "PASS")
-            } else if credentials.kind == .password, let stamp = apopTimestamp(inGreeting: greeting) {
-                let digest = Insecure.MD5.hash(data: Array((stamp + credentials.secret).utf8)).map { String(format: "%02x", $0) }.joined()
-                try await send("APOP \(credentials.user) \(digest)", redacted: "APOP \(credentials.user) <redacted>")
-                parser.expect(.single)
-                _ = try await status(command: "APOP")
-            } else {
-                throw POP3Error.authenticationFailed(server: endpoint.description, user: credentials.user, code: nil,
-                                                     text: "no login method in common (the server offers: \(capabilities.joined(separator: ", ")))")
-            }
-        } catch let POP3Error.commandFailed(server, _, code, text) {
-            throw POP3Error.authenticationFailed(server: server, user: credentials.user, code: code, text: text)
-        }
-    }
-
-    private func authenticate(_ mechanism: SASLMechanism, _ credentials: Credentials) async throws {
-        var sasl = SASLClient(mechanism: mechanism, credentials: credentials)
-        let initial = sasl.initialResponse()
-        let command = "AUTH \(mechanism.rawValue)" + (initial.map { " " + (Data($0).base64EncodedString().isEmpty ? "=" : Data($0).base64EncodedString()) } ?? "")
-        try await send(command, redacted: "AUTH \(mechanism.rawValue) <redacted>")
-        while true {
-            parser.expect(.sasl)
-            switch try await nextEvent() {
-            case .ok:
-                if sasl.awaitingServerFinal {
-                    throw POP3Error.authenticationFailed(server: endpoint.description, user: credentials.user, code: nil,
-                                                         text: "the server did not prove it knows the password")
-                }
-                return
-            case let .err(code, text):
-                throw POP3Error.authenticationFailed(server: endpoint.description, user: credentials.user, code: code, text: text)
-            case let .challenge(text):
-                let challenge = Data(base64Encoded: text) ?? Data()
-                let answer = try sasl.respond(to: Array(challenge))
-                try await send(Data(answer).base64EncodedString(), redacted: "<redacted SASL response>")
-            default:
-                throw POP3Error.protocolViolation(server: endpoint.description, detail: "unexpected reply during AUTH")
-            }
-        }
     }
 
     // MARK: commands
@@ -330,13 +228,13 @@ public final class POP3Client {
     // MARK: wire
 
     @discardableResult
-    private func simple(_ command: String) async throws -> String {
+    func simple(_ command: String) async throws -> String {
         try await send(command)
         parser.expect(.single)
         return try await status(command: command.split(separator: " ").first.map(String.init) ?? command)
     }
 
-    private func status(expect: POP3ResponseParser.Expectation? = nil, command: String) async throws -> String {
+    func status(expect: POP3ResponseParser.Expectation? = nil, command: String) async throws -> String {
         if let expect { parser.expect(expect) }
         switch try await nextEvent() {
         case let .ok(text): return text
@@ -345,7 +243,7 @@ public final class POP3Client {
         }
     }
 
-    private func send(_ line: String, redacted: String? = nil) async throws {
+    func send(_ line: String, redacted: String? = nil) async throws {
         trace.client(redacted ?? line)
         try await connection.write(Array((line + "\r\n").utf8))
     }
@@ -365,7 +263,7 @@ public final class POP3Client {
         }
     }
 
-    private func nextEvent() async throws -> POP3Event {
+    func nextEvent() async throws -> POP3Event {
         while true {
             if let event = try parseBuffered() { return event }
             buffer.releaseIfParsed()

@@ -3,47 +3,24 @@ import Logging
 import NIOCore
 import SMTPCore
 
-/// An SMTP failure: the reply that refused, and the command it answered.
-public enum SMTPError: Error, Equatable, CustomStringConvertible {
-    case rejected(server: String, command: String, reply: SMTPReply)
-    case authenticationFailed(server: String, user: String, reply: SMTPReply?)
-    case startTLSNotOffered(server: String)
-    case protocolViolation(server: String, detail: String)
-
-    public var description: String {
-        switch self {
-        case let .rejected(s, c, r): return "\(s): \(c) refused: \(r)"
-        case let .authenticationFailed(s, u, r): return "\(s): login as \(u) refused\(r.map { ": \($0)" } ?? "")"
-        case let .startTLSNotOffered(s):
-            return "\(s) does not offer STARTTLS; refusing to send a password or mail in plain text (use smtps://, or --tls none if you really mean it)"
-        case let .protocolViolation(s, d): return "\(s): protocol error: \(d)"
-        }
-    }
-
-    public var reply: SMTPReply? {
-        switch self {
-        case let .rejected(_, _, r): return r
-        case let .authenticationFailed(_, _, r): return r
-        default: return nil
-        }
-    }
-}
-
 /// An SMTP submission session that sends many messages over one connection.
 /// - SeeAlso: RFC 5321, RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 1870 (SIZE), RFC 6152
 ///   (8BITMIME), RFC 6531 (SMTPUTF8), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING)
 public final class SMTPClient {
     public let endpoint: ServerEndpoint
-    private let connection: MailConnection
+    let connection: MailConnection
     private let parser = SMTPReplyParser()
-    private var buffer = ByteBuffer()
-    private let trace: ProtocolTrace
+    var buffer = ByteBuffer()
+    let trace: ProtocolTrace
+    /// The name EHLO (or HELO) gives.
+    let heloName: String
     /// EHLO keywords, upper-cased, with their parameters.
-    public private(set) var extensions: [String: String] = [:]
+    public internal(set) var extensions: [String: String] = [:]
 
-    private init(endpoint: ServerEndpoint, connection: MailConnection, logger: Logger) {
+    private init(endpoint: ServerEndpoint, connection: MailConnection, heloName: String, logger: Logger) {
         self.endpoint = endpoint
         self.connection = connection
+        self.heloName = heloName
         self.trace = ProtocolTrace(logger: logger, server: endpoint.description)
     }
 
@@ -52,27 +29,15 @@ public final class SMTPClient {
     public static func open(_ endpoint: ServerEndpoint, credentials: Credentials?, heloName: String,
                             logger: Logger) async throws -> SMTPClient {
         let connection = try await MailConnection.connect(to: endpoint)
-        let c = SMTPClient(endpoint: endpoint, connection: connection, logger: logger)
-        do {
-            let greeting = try await c.reply()
-            guard greeting.code == 220 else { throw SMTPError.rejected(server: endpoint.description, command: "greeting", reply: greeting) }
-            try await c.hello(heloName)
-            if endpoint.tls == .startTLS {
-                guard c.extensions["STARTTLS"] != nil else { throw SMTPError.startTLSNotOffered(server: endpoint.description) }
-                try await c.command("STARTTLS", expect: 220)
-                guard c.buffer.readableBytes == 0 else { throw TransportError.plaintextAfterStartTLS(endpoint: endpoint.description) }
-                try await connection.startTLS()
-                try await c.hello(heloName)
-            }
-            if let credentials { try await c.login(credentials) }
-            return c
-        } catch {
-            await connection.close()
-            throw error
-        }
+        let c = SMTPClient(endpoint: endpoint, connection: connection, heloName: heloName, logger: logger)
+        let opening = SessionOpeningStateMachine(requiresStartTLS: endpoint.tls == .startTLS, capabilityQuery: .always,
+                                                 logsIn: credentials != nil)
+        try await c.open(opening, credentials: credentials)
+        return c
     }
 
-    private func hello(_ name: String) async throws {
+    /// EHLO, or HELO from a server that refuses it (then no extensions).
+    func hello(_ name: String) async throws {
         try await send("EHLO \(name)")
         let r = try await reply()
         if r.code == 250 {
@@ -89,31 +54,6 @@ public final class SMTPClient {
 
     /// The largest message the server takes (SIZE), if it says.
     public var sizeLimit: Int? { extensions["SIZE"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil } }
-
-    private func login(_ credentials: Credentials) async throws {
-        let offered = (extensions["AUTH"] ?? "").uppercased().split(separator: " ").map(String.init)
-        let preference = credentials.kind == .oauthToken ? SASLMechanism.tokenPreference : SASLMechanism.passwordPreference
-        guard let mechanism = preference.first(where: { offered.contains($0.rawValue) }) else {
-            throw SMTPError.authenticationFailed(server: endpoint.description, user: credentials.user, reply: nil)
-        }
-        var sasl = SASLClient(mechanism: mechanism, credentials: credentials)
-        let initial = sasl.initialResponse().map { Data($0).base64EncodedString() }
-        try await send("AUTH \(mechanism.rawValue)" + (initial.map { " " + ($0.isEmpty ? "=" : $0) } ?? ""),
-                       redacted: "AUTH \(mechanism.rawValue) <redacted>")
-        while true {
-            let r = try await reply()
-            switch r.code {
-            case 235:
-                return
-            case 334:
-                let challenge = Data(base64Encoded: r.text) ?? Data()
-                let answer = try sasl.respond(to: Array(challenge))
-                try await send(Data(answer).base64EncodedString(), redacted: "<redacted SASL response>")
-            default:
-                throw SMTPError.authenticationFailed(server: endpoint.description, user: credentials.user, reply: r)
-            }
-        }
-    }
 
     /// Sends one message to `recipients`; returns the server's final reply (with its queue id).
     /// MAIL, RCPT and DATA/BDAT go in one write when the server has PIPELINING. After a refusal
@@ -286,19 +226,19 @@ public final class SMTPClient {
     // MARK: wire
 
     @discardableResult
-    private func command(_ line: String, expect code: Int) async throws -> SMTPReply {
+    func command(_ line: String, expect code: Int) async throws -> SMTPReply {
         try await send(line)
         let r = try await reply()
         guard r.code == code else { throw SMTPError.rejected(server: endpoint.description, command: line.components(separatedBy: " ")[0], reply: r) }
         return r
     }
 
-    private func send(_ line: String, redacted: String? = nil) async throws {
+    func send(_ line: String, redacted: String? = nil) async throws {
         trace.client(redacted ?? line)
         try await connection.write(Array((line + "\r\n").utf8))
     }
 
-    private func reply() async throws -> SMTPReply {
+    func reply() async throws -> SMTPReply {
         while true {
             do {
                 if let r = try parser.next(&buffer) {

@@ -22,9 +22,11 @@ final class PageRunner {
 
     private var targetMailbox = ""
     private var watermark = TargetWatermark()
-    /// Each batch's fetch, by batch; the next one starts after the one before.
+    /// Each batch's fetch while it runs (an early intent commit may wait for it); its results then
+    /// move to `fetched`. Nothing else keeps a fetch's results: they hold the batch's spools.
     private var fetches: [Int: Task<Handoff<[FetchResult]>, Error>] = [:]
-    private var lastFetch: Task<Handoff<[FetchResult]>, Error>?
+    /// Ends when the fetch started last has; the next one starts after it.
+    private var lastFetch: Task<Void, Never>?
     private var fetched: [Int: [FetchResult]] = [:]
     /// The spools of messages whose decision is to deliver (or claim), until the sink is done with them.
     private var spools: [Int: SpooledMessage] = [:]
@@ -139,9 +141,11 @@ final class PageRunner {
     private func handle(_ event: PageEvents.Event) throws {
         switch event {
         case let .fetched(batch, .success(results)):
+            fetches[batch] = nil
             fetched[batch] = results.value
             machine.fetched(batch: batch)
         case let .fetched(batch, .failure(error)):
+            fetches[batch] = nil
             errors[.fetch(batch: batch)] = error
             machine.fetchFailed(batch: batch)
         case let .intents(batch, .success(early)):
@@ -176,7 +180,7 @@ final class PageRunner {
         plan.add(range, messages)
         let later = horizon(after: range)
         let task = Task {
-            if let before { _ = await before.result }
+            await before?.value
             do {
                 let results = Handoff(try await source.value.fetch(messages, mailbox: mailbox, upcoming: { plan.after(range) },
                                                                    horizon: later) { Spool(options: spoolOptions) })
@@ -187,7 +191,7 @@ final class PageRunner {
                 throw error
             }
         }
-        lastFetch = task
+        lastFetch = Task { _ = await task.result }
         fetches[batch] = task
     }
 
@@ -217,14 +221,16 @@ final class PageRunner {
     /// all the protocol asks, and the ledger's fsync then overlaps the server's work. If the run
     /// stops before the batch starts, its intents are withdrawn (or, after a crash, found absent).
     private func startEarlyIntents(_ batch: Int, _ range: Range<Int>) {
-        guard let fetch = fetches[batch] else { preconditionFailure("early intents of batch \(batch) before its fetch") }
+        let inHand = fetched[batch].map(Handoff.init), fetch = fetches[batch]
+        precondition(inHand != nil || fetch != nil, "early intents of batch \(batch) before its fetch")
         let keys = range.map(key)
         let decisions = transfer.decisions, ledger = self.ledger, events = self.events
         let uidValidity = self.uidValidity
         let target = IntentTarget(mailbox: targetMailbox, watermark: watermark, identity: sink.identity)
         Task {
             do {
-                let results = try await fetch.value.value
+                let results: [FetchResult]
+                if let inHand { results = inHand.value } else { results = try await fetch!.value.value }
                 let preparations = try await decisions.decide(results, keys: keys, uidValidity: uidValidity, reconcile: false)
                 let (pending, _, outcomes) = target.intents(results, preparations, keys: keys)
                 try await ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes)

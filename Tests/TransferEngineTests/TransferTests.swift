@@ -1,6 +1,6 @@
 import Foundation
 import Drivers
-import FunnelModel
+@testable import FunnelModel
 import FunnelTestSupport
 import LedgerSQLite
 @testable import TransferEngine
@@ -55,6 +55,20 @@ extension WrappingSink {
         try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
     }
     func close() async throws { try await inner.close() }
+}
+
+/// A sink that counts the messages it is given in a temporary file rather than in memory.
+final class SpoolCheckingSink: WrappingSink {
+    let inner: MailSink
+    private(set) var spilled = 0
+    init(_ inner: MailSink) { self.inner = inner }
+    func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
+        if case .file = message.storage { spilled += 1 }
+        return try await inner.deliver(message, key: key, mailbox: mailbox)
+    }
+    func flushLeavingSettlement() async throws -> (outcomes: [SourceKey: StagedOutcome], settle: Settlement?) {
+        try await inner.flushLeavingSettlement()
+    }
 }
 
 /// A sink that passes everything to a real Maildir sink but fails on cue: the way to test how the
@@ -219,6 +233,23 @@ struct TransferTests {
         #expect(summary.failed == 0)
         #expect(sink.overlapped == [true, true, true, true])
         #expect(try maildirContents(dir.file("dst")).count == 12)
+    }
+
+    /// A batch's spools are let go of once it is delivered, whatever fetched them: a long page in
+    /// a budget of five batches (the one in hand and three ahead, and room to spare) keeps every
+    /// message in memory: none spills to a temporary file.
+    @Test func spoolsOfDeliveredBatchesAreLetGoOf() async throws {
+        let dir = try TemporaryDirectory()
+        let messages = (0..<60).map { Array("Subject: m\($0)\n\n\(String(repeating: "body line \($0)\n", count: 60))".utf8) }
+        try writeMbox(dir.file("src.mbox"), messages)
+        let sink = SpoolCheckingSink(try Endpoints.sink(MailURL.parse("maildir:\(dir.file("dst"))")))
+        var options = TransferOptions()
+        options.limits = .init(maxMessages: 4)
+        options.spoolMemory = 5 * 4 * Spool.memoryCost(expectedSize: messages[59].count, options: Spool.Options())
+        let summary = try await Transfer(source: try Endpoints.source(MailURL.parse("mbox:\(dir.file("src.mbox"))")), sink: sink,
+                                         ledger: try SQLiteLedger(path: dir.file("l.sqlite")), options: options).run()
+        #expect(summary.delivered == 60)
+        #expect(sink.spilled == 0, "\(sink.spilled) of 60 spools went to a temporary file")
     }
 
     /// A Maildir batch's syncs and moves into place run beside the next batch's writing to tmp/,

@@ -1,6 +1,7 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+// Linux only: the code calls Glibc (O_TMPFILE, syncfs, renameat2, st_mtim) directly.
 let package = Package(
     name: "MailFunnel",
     products: [

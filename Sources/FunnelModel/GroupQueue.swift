@@ -6,9 +6,8 @@ import Foundation
 /// falls behind, groups grow and cost fewer syncs each.
 ///
 /// The thread is a dispatch queue's, not a task's: work that blocks in the kernel (fsync, syncfs)
-/// would hold one of the few threads Swift's tasks share (one a core), and on two cores a commit
-/// and a sync in the background left none for the fetch the runner was waiting for (8 ms gaps in
-/// the fetch, seen in a timeline of a run).
+/// would hold one of the few threads Swift's tasks share (one a core), and leave none for the
+/// fetch the runner waits for.
 package final class GroupQueue<Item: Sendable>: @unchecked Sendable {
     // Its result is written and read under the queue's lock.
     private final class Ticket: @unchecked Sendable {

@@ -1,6 +1,6 @@
 import MailMessage
 
-/// Where messages go: a Maildir, later an IMAP mailbox (APPEND) or an SMTP relay.
+/// Where messages go: an IMAP mailbox (APPEND), an SMTP relay, a Maildir.
 public protocol MailSink: AnyObject {
     /// The canonical identity of the target (its URL without secrets): the ledger's `target`.
     var identity: String { get }

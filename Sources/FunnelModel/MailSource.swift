@@ -1,7 +1,7 @@
 import MailMessage
 import NIOCore
 
-/// Where messages come from: an mbox file, a Maildir, later a POP3 or IMAP account.
+/// Where messages come from: an IMAP or POP3 account, an mbox file, a Maildir.
 ///
 /// The transfer engine never sees the protocol; it lists, fetches into spools and disposes through
 /// this table of operations, as mbsync's sync engine talks to its drivers.

@@ -46,8 +46,7 @@ extension SQLiteLedger {
 
     /// The row counts statements are written with: 64 rows of 13 values keep under the 999
     /// variables older SQLite builds allow. Only these few shapes, so GRDB's statement cache
-    /// stays small: a statement of every count from 1 to 64 (a batch's remainder varies) held
-    /// about 2.5 MB more in a 5,000-message import.
+    /// stays small (it keeps a compiled statement for every shape it has run).
     static let rowsPerStatement = [64, 16, 4, 1]
 
     /// The most rows of `rowsPerStatement` that `count` rows fill.
@@ -63,8 +62,8 @@ extension SQLiteLedger {
 
     /// Group commit: `body` runs in a transaction shared with the commits submitted while the one
     /// before ran (a batch's outcomes and a later batch's intents), each in a savepoint of its own,
-    /// so one that fails is rolled back alone. One fsync for all: the ledger's commits were half of
-    /// a Maildir import's serial path. Runs on a thread of its own (see `GroupQueue`).
+    /// so one that fails is rolled back alone. One fsync for all: commits queue behind a slow disk
+    /// instead of each waiting for its own. Runs on a thread of its own (see `GroupQueue`).
     public func commitTogether(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
         try await commits.submit(body) { [self] bodies in
             if bodies.count == 1 { return [Result { try write(bodies[0]) }] }

@@ -3,8 +3,7 @@ import NIOSSL
 import Synchronization
 
 /// The TLS client contexts of the process, one for each set of trust roots, shared by every
-/// connection. Building one reads and parses the system's trust roots, about 3 ms here, which
-/// every connection used to pay: an IMAP → IMAP import opens two, a daemon one or two a poll.
+/// connection: building one reads and parses every trust root, which no connection should pay for.
 ///
 /// A context is kept per CA file and that file's version (device, inode, size, modification and
 /// status change times), so a CA file replaced on disk is read again by the next connection; one

@@ -1,7 +1,6 @@
 import FunnelModel
 import Foundation
 import Logging
-import MailMessage
 
 /// One side effect of a transfer, in the order the runner performs them. Tests stop the run after
 /// each one in turn (mbsync's discipline) and check that a resumed run ends in the same place.

@@ -21,12 +21,11 @@ public struct TransferOptions: Sendable {
     public var prefetchDepth = 3
     /// What the spools of this transfer may hold in memory together (as allocated: see
     /// `Spool.memoryCost`); the rest goes to temporary files. With batches of at most 2 MiB, this
-    /// is what bounds peak memory: 8 MiB keeps 50,000-message imports under 64 MB of RSS while
-    /// a batch of large messages, slow to fetch, still finds the next ones in hand.
+    /// bounds peak memory whatever the mailbox's size, and still leaves room for the next batches.
     public var spoolMemory = 8 << 20
     /// The shared spool budget: `spoolMemory`, and headroom for spools that find more lines to
-    /// normalise than foreseen and grow a little past their planned share (rather than going to
-    /// a temporary file: a new inode, about 150 µs on this ext4, and an extra write and read).
+    /// normalise than foreseen and grow a little past their planned share, rather than going to a
+    /// temporary file (a new inode, and a write and a read more).
     public var spoolBudgetLimit: Int { spoolMemory + spoolMemory / 8 }
     public var spool = Spool.Options()
     /// A display name for logs and `status` (the config's account name).

@@ -32,12 +32,11 @@ struct Mailfunnel: AsyncParsableCommand {
     }
 }
 
-/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and memory freed
-/// in one is not reused by another. Messages are spooled on one thread and freed on another, so
-/// each arena grew to its own high-water mark: one arena took 9 MB off the peak of an mbox import
-/// (62 → 53 MB for 5,000 messages) at no cost in time we could measure. A fixed mmap threshold
-/// (glibc otherwise raises it after each large free, keeping big buffers in the heap) does the
-/// rest. Set before any thread starts; MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ still win.
+/// One malloc arena and a fixed mmap threshold: glibc gives each thread that allocates an arena of
+/// its own, and messages are spooled on one thread and freed on another, so each arena would grow
+/// to its own high-water mark; and glibc raises the mmap threshold after each large free, keeping
+/// big buffers in the heap. Set before any thread starts; MALLOC_ARENA_MAX and
+/// MALLOC_MMAP_THRESHOLD_ still win.
 private func limitMallocArenas() {
     #if canImport(Glibc)
     // mallopt is declared in <malloc.h>, which Swift's Glibc module leaves out.

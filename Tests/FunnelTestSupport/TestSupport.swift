@@ -1,7 +1,5 @@
 import Foundation
 import FunnelModel
-import MailMessage
-import NIOCore
 
 /// A private temporary directory, removed when the value is released.
 public final class TemporaryDirectory {

@@ -8,7 +8,8 @@ import TOMLKit
 import Glibc
 #endif
 
-/// The TOML config file of DESIGN.md: the ledger, daemon settings, named targets and accounts.
+/// The TOML config file (`etc/mailfunnel.toml` documents it): the ledger, daemon settings, named
+/// targets and accounts.
 ///
 /// Every error names the file, the line, the key and what was expected. Unknown keys are errors (a
 /// misspelt `after_delivery` must not silently keep mail forever). A file that holds a password and

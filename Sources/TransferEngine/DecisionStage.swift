@@ -12,23 +12,23 @@ import Logging
 /// then never touched).
 final class DecisionStage: @unchecked Sendable {
     private let sinkIdentity: String
-    private let sinkLimit: () -> Int?
     private let ledger: any Ledger
     private let logger: Logger
     /// Prior copies claimed in this run, so two identical new messages never claim the same one.
     private var claimed: Set<SourceKey> = []
 
     init(sink: MailSink, ledger: any Ledger, logger: Logger) {
-        let s = Handoff(sink)
         sinkIdentity = sink.identity
-        sinkLimit = { s.value.maxMessageSize }
         self.ledger = ledger
         self.logger = logger
     }
 
     /// The decision for each fetched message of a batch, in order.
-    /// - Parameter reconcile: look for a prior copy by content (see `decide(_:key:uidValidity:reconcile:)`).
-    func decide(_ results: [FetchResult], keys: [SourceKey], uidValidity: UInt32, reconcile: Bool) async throws
+    /// - Parameters:
+    ///   - sizeLimit: the target's largest message (`MailSink.maxMessageSize`), read by the runner:
+    ///     the sink is the runner's alone, even when this runs in the early intents' task.
+    ///   - reconcile: look for a prior copy by content (see `decide(_:key:uidValidity:sizeLimit:reconcile:)`).
+    func decide(_ results: [FetchResult], keys: [SourceKey], uidValidity: UInt32, sizeLimit: Int?, reconcile: Bool) async throws
         -> [TransferStateMachine.Preparation] {
         var out: [TransferStateMachine.Preparation] = []
         out.reserveCapacity(results.count)
@@ -38,7 +38,7 @@ final class DecisionStage: @unchecked Sendable {
                 logger.error("\(key.mailbox) \(m.ident): cannot be read at the source: \(error.message)")
                 out.append(.fetchFailed(error))
             case let .spooled(_, spooled):
-                out.append(try await decide(spooled, key: key, uidValidity: uidValidity, reconcile: reconcile))
+                out.append(try await decide(spooled, key: key, uidValidity: uidValidity, sizeLimit: sizeLimit, reconcile: reconcile))
             }
         }
         return out
@@ -48,9 +48,9 @@ final class DecisionStage: @unchecked Sendable {
     /// epoch an unlisted key means the message left the source, and an identical newcomer is a
     /// second message. Never when deleting: a copy deleted by a run that crashed before it could
     /// record `disposed` looks just like one renumbered, and claiming it would lose the newcomer.
-    func decide(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, reconcile: Bool) async throws
+    func decide(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, sizeLimit: Int?, reconcile: Bool) async throws
         -> TransferStateMachine.Preparation {
-        if let limit = sinkLimit(), spooled.size > limit {
+        if let limit = sizeLimit, spooled.size > limit {
             logger.warning("\(key): \(spooled.size) bytes is over the target's limit of \(limit); skipped")
             return .skip(reason: "\(spooled.size) bytes is larger than \(sinkIdentity) accepts (\(limit))")
         }

@@ -208,7 +208,8 @@ final class PageRunner {
             preconditionFailure("intents of batch \(batch) before its fetch")
         }
         let keys = range.map(key)
-        let preparations = try await transfer.decisions.decide(results, keys: keys, uidValidity: uidValidity, reconcile: reconcile)
+        let preparations = try await transfer.decisions.decide(results, keys: keys, uidValidity: uidValidity,
+                                                                 sizeLimit: sink.maxMessageSize, reconcile: reconcile)
         let (pending, claims, outcomes) = intents(results, preparations, keys: keys)
         try await ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
         machine.intentsCommitted(batch: batch, preparations)
@@ -225,13 +226,14 @@ final class PageRunner {
         precondition(inHand != nil || fetch != nil, "early intents of batch \(batch) before its fetch")
         let keys = range.map(key)
         let decisions = transfer.decisions, ledger = self.ledger, events = self.events
-        let uidValidity = self.uidValidity
+        let uidValidity = self.uidValidity, sizeLimit = sink.maxMessageSize
         let target = IntentTarget(mailbox: targetMailbox, watermark: watermark, identity: sink.identity)
         Task {
             do {
                 let results: [FetchResult]
                 if let inHand { results = inHand.value } else { results = try await fetch!.value.value }
-                let preparations = try await decisions.decide(results, keys: keys, uidValidity: uidValidity, reconcile: false)
+                let preparations = try await decisions.decide(results, keys: keys, uidValidity: uidValidity, sizeLimit: sizeLimit,
+                                                                 reconcile: false)
                 let (pending, _, outcomes) = target.intents(results, preparations, keys: keys)
                 try await ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes)
                 events.post(.intents(batch: batch, .success(Handoff(EarlyIntents(results: results, preparations: preparations)))))

@@ -1,11 +1,12 @@
 import FunnelModel
 import Logging
 
-/// What becomes of a message once its content is known: deliver it, skip it with a reason, or
-/// claim a copy delivered before under a key that is gone. Every batch's decisions go through
-/// here before its intents are committed, and are committed with them. Today's rules: the target's
-/// size limit, then content reconciliation across a UIDVALIDITY change. Filters (Sieve, spam
-/// verdicts) and cross-folder identity are further stages of this decision.
+/// What becomes of a message once its content is known: deliver it (into which folder, with which
+/// flags), skip it with a reason, or claim a copy delivered before under a key that is gone. Every
+/// batch's decisions go through here before its intents are committed, and are committed with
+/// them. The rules run first, in order (the target's size limit, then the filters the account
+/// names); then, for what is still to be delivered, content reconciliation across a UIDVALIDITY
+/// change.
 ///
 /// Used by one task at a time: the page's runner, or the task committing the next batch's intents
 /// early while the runner flushes, which happens only when nothing is reconciled (`claimed` is
@@ -14,14 +15,20 @@ final class DecisionStage: @unchecked Sendable {
     private let sinkIdentity: String
     private let ledger: any Ledger
     private let logger: Logger
+    private let rules: [any DeliveryRule]
     /// Prior copies claimed in this run, so two identical new messages never claim the same one.
     private var claimed: Set<SourceKey> = []
 
-    init(sink: MailSink, ledger: any Ledger, logger: Logger) {
+    /// - Parameter rules: the account's filters, run after the target's size limit.
+    init(sink: MailSink, ledger: any Ledger, rules: [any DeliveryRule], logger: Logger) {
         sinkIdentity = sink.identity
         self.ledger = ledger
         self.logger = logger
+        self.rules = [SizeLimitRule()] + rules
     }
+
+    /// Whether a decision may name a folder other than the account's (see `DeliveryRule`).
+    var choosesFolders: Bool { rules.contains { $0.choosesFolders } }
 
     /// The decision for each fetched message of a batch, in order.
     /// - Parameters:
@@ -50,11 +57,18 @@ final class DecisionStage: @unchecked Sendable {
     /// record `disposed` looks just like one renumbered, and claiming it would lose the newcomer.
     func decide(_ spooled: SpooledMessage, key: SourceKey, uidValidity: UInt32, sizeLimit: Int?, reconcile: Bool) async throws
         -> TransferStateMachine.Preparation {
-        if let limit = sizeLimit, spooled.size > limit {
-            logger.warning("\(key): \(spooled.size) bytes is over the target's limit of \(limit); skipped")
-            return .skip(reason: "\(spooled.size) bytes is larger than \(sinkIdentity) accepts (\(limit))")
+        let context = DecisionContext(key: key, target: sinkIdentity, sizeLimit: sizeLimit)
+        var delivery = Delivery.unchanged
+        for rule in rules {
+            switch try await rule.decide(spooled, context, proposed: delivery) {
+            case let .deliver(d):
+                delivery = d
+            case let .skip(reason):
+                logger.warning("\(key): \(reason); skipped")
+                return .skip(reason: reason)
+            }
         }
-        guard reconcile else { return .deliver }
+        guard reconcile else { return .deliver(delivery) }
         let prior = try await ledger.priorCopies(of: key, sha256: spooled.sha256, target: sinkIdentity).first { old in
             !claimed.contains(old.key) && old.key.uidValidity != uidValidity
         }
@@ -63,6 +77,6 @@ final class DecisionStage: @unchecked Sendable {
             logger.notice("\(key): same content as \(prior.key), already delivered (\(prior.targetRef)); not delivered again")
             return .claim(prior: prior.key, targetRef: prior.targetRef)
         }
-        return .deliver
+        return .deliver(delivery)
     }
 }

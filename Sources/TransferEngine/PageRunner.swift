@@ -12,7 +12,7 @@ final class PageRunner {
     private let mailbox: String
     private let uidValidity: UInt32
     private var machine: TransferStateMachine
-    private let prepareTarget: () async throws -> (mailbox: String, watermark: TargetWatermark)
+    private let prepareTarget: (_ folder: String?) async throws -> (mailbox: String, watermark: TargetWatermark)
     private let events = PageEvents()
     private let plan = FetchPlan()
     private let reconcile: Bool
@@ -20,16 +20,19 @@ final class PageRunner {
     private let planned: [Range<Int>]
     private let spoolOptions: Spool.Options
 
-    private var targetMailbox = ""
-    private var watermark = TargetWatermark()
+    /// The target folders readied, set when the account's is (`.prepareTarget`).
+    private var target: IntentTarget?
     /// Each batch's fetch while it runs (an early intent commit may wait for it); its results then
     /// move to `fetched`. Nothing else keeps a fetch's results: they hold the batch's spools.
     private var fetches: [Int: Task<Handoff<[FetchResult]>, Error>] = [:]
     /// Ends when the fetch started last has; the next one starts after it.
     private var lastFetch: Task<Void, Never>?
     private var fetched: [Int: [FetchResult]] = [:]
-    /// The spools of messages whose decision is to deliver (or claim), until the sink is done with them.
+    /// The spools of messages whose decision is to deliver (or claim), until the sink is done with
+    /// them, carrying the flags decided.
     private var spools: [Int: SpooledMessage] = [:]
+    /// The folder decided for each message to deliver.
+    private var folders: [Int: String] = [:]
     private var lastLate: Task<Void, Error>?
     /// What the last flush left to do before its deliveries are durable (a Maildir's syncs and
     /// moves into place), done with that batch's outcomes.
@@ -44,10 +47,10 @@ final class PageRunner {
     private var options: TransferOptions { transfer.options }
     private var logger: Logger { transfer.logger }
 
-    /// - Parameter prepareTarget: readies the target mailbox (the first time); asked while the
-    ///   first batches are fetched.
+    /// - Parameter prepareTarget: readies a target folder (nil: the account's) the first time it
+    ///   is asked for; the account's is asked for while the first batches are fetched.
     init(transfer: Transfer, deliver: [ListedMessage], leftovers: [ListedMessage], mailbox: String, info: MailboxInfo,
-         reconcile: Bool, prepareTarget: @escaping () async throws -> (mailbox: String, watermark: TargetWatermark)) {
+         reconcile: Bool, prepareTarget: @escaping (_ folder: String?) async throws -> (mailbox: String, watermark: TargetWatermark)) {
         self.transfer = transfer
         self.mailbox = mailbox
         self.uidValidity = info.uidValidity
@@ -60,7 +63,7 @@ final class PageRunner {
         let options = transfer.options
         let pipeline = TransferStateMachine.Pipeline(
             prefetchDepth: options.prefetch ? options.prefetchDepth : 0, spoolMemory: options.spoolMemory,
-            earlyIntents: options.prefetch && !reconcile,
+            earlyIntents: options.prefetch && !reconcile && !transfer.decisions.choosesFolders,
             lateOutcomes: options.prefetch && options.disposal == .keep ? PageRunner.lateBatches : 0,
             releaseOnDelivery: !transfer.sink.readsMessagesAtFlush)
         machine = TransferStateMachine(deliver: deliver, leftovers: leftovers, disposal: options.disposal, limits: options.limits,
@@ -88,7 +91,8 @@ final class PageRunner {
                 case let .fetch(batch, range):
                     startFetch(batch, range)
                 case .prepareTarget:
-                    (targetMailbox, watermark) = try await prepareTarget()
+                    let (folder, watermark) = try await prepareTarget(nil)
+                    target = IntentTarget(mailbox: folder, watermark: watermark, identity: sink.identity)
                     machine.targetPrepared()
                 case let .commitIntents(batch, range, early):
                     if early { startEarlyIntents(batch, range) } else { try await commitIntents(batch, range) }
@@ -210,7 +214,12 @@ final class PageRunner {
         let keys = range.map(key)
         let preparations = try await transfer.decisions.decide(results, keys: keys, uidValidity: uidValidity,
                                                                  sizeLimit: sink.maxMessageSize, reconcile: reconcile)
-        let (pending, claims, outcomes) = intents(results, preparations, keys: keys)
+        guard var target else { preconditionFailure("intents of batch \(batch) before the target is prepared") }
+        for folder in target.unready(preparations) {
+            target.folders[folder] = try await prepareTarget(folder).watermark
+        }
+        self.target = target
+        let (pending, claims, outcomes) = target.intents(results, preparations, keys: keys)
         try await ledger.commitIntents(pending: pending, claims: claims, outcomes: outcomes)
         machine.intentsCommitted(batch: batch, preparations)
         keep(results, preparations, from: range.lowerBound)
@@ -227,13 +236,14 @@ final class PageRunner {
         let keys = range.map(key)
         let decisions = transfer.decisions, ledger = self.ledger, events = self.events
         let uidValidity = self.uidValidity, sizeLimit = sink.maxMessageSize
-        let target = IntentTarget(mailbox: targetMailbox, watermark: watermark, identity: sink.identity)
+        guard let target else { preconditionFailure("early intents of batch \(batch) before the target is prepared") }
         Task {
             do {
                 let results: [FetchResult]
                 if let inHand { results = inHand.value } else { results = try await fetch!.value.value }
                 let preparations = try await decisions.decide(results, keys: keys, uidValidity: uidValidity, sizeLimit: sizeLimit,
                                                                  reconcile: false)
+                // Only the account's folder: early intents are off when a rule chooses folders.
                 let (pending, _, outcomes) = target.intents(results, preparations, keys: keys)
                 try await ledger.commitIntents(pending: pending, claims: [], outcomes: outcomes)
                 events.post(.intents(batch: batch, .success(Handoff(EarlyIntents(results: results, preparations: preparations)))))
@@ -243,17 +253,17 @@ final class PageRunner {
         }
     }
 
-    private func intents(_ results: [FetchResult], _ preparations: [TransferStateMachine.Preparation], keys: [SourceKey])
-        -> (pending: [PendingIntent], claims: [Claim], outcomes: [DeliveryOutcome]) {
-        IntentTarget(mailbox: targetMailbox, watermark: watermark, identity: sink.identity).intents(results, preparations, keys: keys)
-    }
-
-    /// Keeps the spools of what will be delivered (or claimed); the rest are done with.
+    /// Keeps the spools of what will be delivered (with the flags decided, and its folder) or
+    /// claimed; the rest are done with.
     private func keep(_ results: [FetchResult], _ preparations: [TransferStateMachine.Preparation], from start: Int) {
         for (j, (result, preparation)) in zip(results, preparations).enumerated() {
-            guard case let .spooled(_, s) = result else { continue }
+            guard case var .spooled(_, s) = result else { continue }
             switch preparation {
-            case .deliver, .claim: spools[start + j] = s
+            case let .deliver(d):
+                if let flags = d.flags { s.flags = flags }
+                spools[start + j] = s
+                if let folder = d.mailbox { folders[start + j] = folder }
+            case .claim: spools[start + j] = s
             default: break
             }
         }
@@ -276,7 +286,7 @@ final class PageRunner {
         // refused), and its memory goes to the batches fetched ahead.
         if releaseSpool { spools[i] = nil }
         do {
-            let receipt = try await sink.deliver(spooled, key: key(i), mailbox: targetMailbox)
+            let receipt = try await sink.deliver(spooled, key: key(i), mailbox: folders.removeValue(forKey: i) ?? target!.mailbox)
             try transfer.afterEffect(.sinkDeliver)
             switch receipt {
             case let .delivered(ref): machine.delivered(i, ref: ref)
@@ -377,7 +387,7 @@ final class PageRunner {
     private func withdraw(_ indices: [Int]) async throws {
         let why = "not attempted: \(machine.stoppedBy?.message ?? "delivery stopped")"
         try await ledger.record(indices.map { .failed(key($0), DeliveryError(.temporary, why)) })
-        for i in indices { spools[i] = nil }
+        for i in indices { spools[i] = nil; folders[i] = nil }
         transfer.summary.failed += indices.count
         transfer.summary.deferred += indices.count
         machine.withdrawn()

@@ -62,7 +62,7 @@ public final class Transfer {
         self.afterEffect = afterEffect
         // Prefetching plans with what each spool will reserve (`Spool.memoryCost`).
         self.spoolBudget = SpoolBudget(limit: options.spoolBudgetLimit)
-        self.decisions = DecisionStage(sink: sink, ledger: ledger, logger: self.logger)
+        self.decisions = DecisionStage(sink: sink, ledger: ledger, rules: options.rules, logger: self.logger)
     }
 
     /// Runs the transfer and returns its figures. Messages that failed are counted, not thrown;
@@ -145,7 +145,8 @@ public final class Transfer {
             undisposed = try await ledger.idents(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
                                            state: .delivered)
         }
-        var prepared: (mailbox: String, watermark: TargetWatermark)?
+        // Each target folder is readied once for the mailbox; the account's is nil's.
+        var prepared: [String: TargetWatermark] = [:]
         var watermarkHeld = false
         // List only what is above the high-water mark when the source can (IMAP, same UIDVALIDITY).
         var after: UInt32?
@@ -195,13 +196,13 @@ public final class Transfer {
                 reconcile = try await ledger.hasDeliveriesOutside(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity)
             }
             let runner = PageRunner(transfer: self, deliver: deliver, leftovers: leftovers, mailbox: mailbox, info: info,
-                                    reconcile: reconcile) {
-                if let prepared { return prepared }
-                let target = self.options.targetMailbox ?? mailbox
+                                    reconcile: reconcile) { folder in
+                let target = folder ?? self.options.targetMailbox ?? mailbox
+                if let watermark = prepared[target] { return (target, watermark) }
                 try await self.targetConnected()
-                let ready = (mailbox: target, watermark: try await self.sink.prepare(mailbox: target))
-                prepared = ready
-                return ready
+                let watermark = try await self.sink.prepare(mailbox: target)
+                prepared[target] = watermark
+                return (target, watermark)
             }
             let pageWatermark = try await runner.run()
             // The high-water mark moves only while every earlier page is settled.

@@ -7,6 +7,8 @@ public struct TransferOptions: Sendable {
     public var dryRun = false
     /// Deliver every mailbox into this one (`--into`, `folder`); nil keeps the source's names.
     public var targetMailbox: String?
+    /// The account's filters, in order, after the target's size limit (see `DecisionStage`).
+    public var rules: [any DeliveryRule] = []
     /// Read only these source mailboxes; nil reads all.
     public var mailboxes: [String]?
     public var limits = TransferStateMachine.Limits()

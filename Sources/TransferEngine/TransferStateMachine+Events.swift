@@ -26,7 +26,7 @@ extension TransferStateMachine {
         batches[b].intents = .done
         for (i, p) in zip(batches[b].range, preparations) {
             status[i] = .prepared(p)
-            if p != .deliver { release(i) }
+            if !p.delivers { release(i) }
         }
     }
 
@@ -59,7 +59,7 @@ extension TransferStateMachine {
         // batch was never tried; their intents are withdrawn as temporary failures.
         fatal = error
         status[index] = .unknown
-        for i in cursor..<batches[b].range.upperBound where status[i] == .prepared(.deliver) {
+        for i in cursor..<batches[b].range.upperBound where status[i].isToDeliver {
             status[i] = .notAttempted
         }
         cursor = batches[b].range.upperBound

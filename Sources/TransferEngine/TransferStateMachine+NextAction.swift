@@ -97,7 +97,7 @@ extension TransferStateMachine {
             }
         case .delivering:
             while cursor < batches[b].range.upperBound {
-                if status[cursor] == .prepared(.deliver) {
+                if status[cursor].isToDeliver {
                     return .deliver(cursor, releaseSpool: pipeline.releaseOnDelivery)
                 }
                 cursor += 1
@@ -144,7 +144,7 @@ extension TransferStateMachine {
             guard nothingInFlight else { return .wait }
             ending = .withdrawing
             let unused = batches.filter { !$0.started && $0.intents == .done }.flatMap { b in
-                b.range.filter { status[$0] == .prepared(.deliver) }
+                b.range.filter { status[$0].isToDeliver }
             }
             if !unused.isEmpty { return .withdraw(unused) }
             return endingAction()

@@ -69,14 +69,20 @@ public struct TransferStateMachine: Sendable {
 
     /// What the decision stage made of a fetched message.
     public enum Preparation: Sendable, Equatable {
-        /// Deliver it; the intent is written first.
-        case deliver
+        /// Deliver it thus; the intent is written first.
+        case deliver(Delivery)
         /// The same content was delivered under a key that is gone: take that delivery over.
         case claim(prior: SourceKey, targetRef: String)
         /// Deliberately not delivered.
         case skip(reason: String)
         /// It could not be read at the source.
         case fetchFailed(DeliveryError)
+
+        /// Whether the message is to be handed to the sink.
+        public var delivers: Bool {
+            if case .deliver = self { return true }
+            return false
+        }
     }
 
     public enum Outcome: Sendable, Equatable {
@@ -128,6 +134,12 @@ public struct TransferStateMachine: Sendable {
         case unknown
         /// The sink failed before this message's turn: certainly not delivered.
         case notAttempted
+
+        /// Decided, and the decision is to hand it to the sink; not handed yet.
+        var isToDeliver: Bool {
+            if case let .prepared(p) = self { return p.delivers }
+            return false
+        }
     }
 
     enum Step: Sendable, Equatable { case notStarted, running, done, failed }

@@ -140,17 +140,17 @@ extension Mailfunnel {
                 }
                 ledgerPath = ledgerPath ?? c.ledger
             } else {
-                let s = try MailURL.parse(source!)
-                let t = try MailURL.parse(target!)
-                var job = ImportJob(name: s.description, source: s, target: t, options: base)
-                job.sourceSettings.secret = Config.Secret(file: sourcePasswordFile, command: sourcePasswordCommand)
-                job.targetSettings.secret = Config.Secret(file: targetPasswordFile, command: targetPasswordCommand)
-                job.sourceSettings.caFile = caFile
-                job.targetSettings.caFile = caFile
-                job.sourceSettings.tls = tls
-                job.targetSettings.tls = tls
-                job.targetSettings.envelopeTo = envelopeTo
-                jobs = [job]
+                var sourceSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_SOURCE_PASSWORD")
+                sourceSettings.secret = Config.Secret(file: sourcePasswordFile, command: sourcePasswordCommand)
+                sourceSettings.caFile = caFile
+                sourceSettings.tls = tls
+                var targetSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD")
+                targetSettings.secret = Config.Secret(file: targetPasswordFile, command: targetPasswordCommand)
+                targetSettings.caFile = caFile
+                targetSettings.tls = tls
+                targetSettings.envelopeTo = envelopeTo
+                jobs = [try await ImportJob.resolving(source: GivenEndpoint(source!, settings: sourceSettings),
+                                                      target: GivenEndpoint(target!, settings: targetSettings), options: base)]
             }
             if !dryRun { jobs.forEach { $0.prepareTLS() } }
             let path = ledgerPath ?? SQLiteLedger.defaultPath

@@ -81,6 +81,30 @@ extension Dovecot {
         }
     }
 
+    /// Messages a rule sends to another folder, batched with the rest: one APPEND a folder, and
+    /// recovery looks for each in the folder its intent names.
+    @Test func mboxToIMAPIntoFoldersARuleChoosesRecoversAtEveryStep() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let messages = mboxFixture(dir)
+        let odd = messages.filter { OddIntoListsRule.number($0).map { $0 % 2 == 1 } ?? false }
+        let even = messages.filter { !odd.contains($0) }
+        #expect(!odd.isEmpty && !even.isEmpty)
+        try await assertSurvivesEveryCrash(minimumEffects: 12, workDir: dir, reset: { try servers.reset("target") }, resumed: { point in
+            let dst = try await servers.client("target")
+            let inbox = try await dst.contents(of: "INBOX")
+            let lists = (try? await dst.contents(of: "Lists/Odd")) ?? []
+            await dst.logout()
+            #expect(digests(inbox.map(\.bytes)) == digests(even), "\(point): INBOX holds \(inbox.count), expected \(even.count)")
+            #expect(digests(lists.map(\.bytes)) == digests(odd), "\(point): Lists/Odd holds \(lists.count), expected \(odd.count)")
+            #expect(lists.allSatisfy { $0.flags.contains("\\Flagged") }, "\(point): the rule's flag is missing")
+        }, run: inProcess { ledger, hook in
+            _ = try await runTransfer(source: "mbox:\(dir)/in.mbox", target: try imaps("target"), ledgerPath: ledger,
+                                      limits: .init(maxMessages: 3), targetSettings: settings("target"), rules: [OddIntoListsRule()],
+                                      afterEffect: hook)
+        })
+    }
+
     @Test func imapToIMAPWithDeleteLosesNothingAtEveryStep() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -111,4 +135,23 @@ extension Dovecot {
         })
     }
 }
+}
+
+/// Sends the messages whose subject ends in an odd number to `Lists/Odd`, flagged.
+struct OddIntoListsRule: DeliveryRule {
+    var choosesFolders: Bool { true }
+
+    static func number(_ bytes: [UInt8]) -> Int? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("Subject: ") }) else { return nil }
+        return line.split(separator: " ").compactMap { Int($0) }.first
+    }
+
+    func decide(_ message: SpooledMessage, _ context: DecisionContext, proposed: Delivery) async throws -> RuleVerdict {
+        guard let subject = message.headers.value(of: "Subject"),
+              let n = subject.split(separator: " ").compactMap({ Int($0) }).first, n % 2 == 1 else { return .deliver(proposed) }
+        var flags = message.flags
+        flags.flagged = true
+        return .deliver(Delivery(mailbox: "Lists/Odd", flags: flags))
+    }
 }

@@ -268,7 +268,7 @@ extension Dovecot {
 /// Runs a transfer in-process (as the unit tests do).
 func runTransfer(source: String, target: String, ledgerPath: String, disposal: Disposal = .keep,
                  limits: TransferStateMachine.Limits = .init(), sourceSettings: EndpointSettings? = nil,
-                 targetSettings: EndpointSettings? = nil,
+                 targetSettings: EndpointSettings? = nil, rules: [any DeliveryRule] = [],
                  afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) async throws -> RunSummary {
     var logger = Logger(label: "test")
     logger.logLevel = .warning
@@ -279,6 +279,7 @@ func runTransfer(source: String, target: String, ledgerPath: String, disposal: D
     var options = TransferOptions()
     options.disposal = disposal
     options.limits = limits
+    options.rules = rules
     if (t.scheme == .imap || t.scheme == .imaps) && !t.path.isEmpty { options.targetMailbox = t.path }
     let ledger = try SQLiteLedger(path: ledgerPath)
     return try await Transfer(source: src, sink: sink, ledger: ledger, options: options, logger: logger, afterEffect: afterEffect).run()

@@ -21,7 +21,7 @@ struct TransferStateMachineTests {
         #expect(m.nextAction() == .wait)
         m.fetched(batch: 0)
         #expect(m.nextAction() == .commitIntents(batch: 0, 0..<2, early: false))
-        m.intentsCommitted(batch: 0, [.deliver, .deliver])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged)])
         #expect(m.nextAction() == .deliver(0, releaseSpool: false))
         m.delivered(0, ref: "r0")
         #expect(m.nextAction() == .deliver(1, releaseSpool: false))
@@ -38,7 +38,7 @@ struct TransferStateMachineTests {
         #expect(m.nextAction() == .fetch(batch: 1, 2..<3))
         m.fetched(batch: 1)
         #expect(m.nextAction() == .commitIntents(batch: 1, 2..<3, early: false))
-        m.intentsCommitted(batch: 1, [.deliver])
+        m.intentsCommitted(batch: 1, [.deliver(.unchanged)])
         #expect(m.nextAction() == .deliver(2, releaseSpool: false))
         m.delivered(2, ref: "r2")
         #expect(m.nextAction() == .flush(batch: 1))
@@ -59,7 +59,7 @@ struct TransferStateMachineTests {
         #expect(m.nextAction() == .fetch(batch: 0, 0..<2))
         m.fetched(batch: 0)
         #expect(m.nextAction() == .commitIntents(batch: 0, 0..<2, early: false))
-        m.intentsCommitted(batch: 0, [.deliver, .skip(reason: "too large")])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .skip(reason: "too large")])
         #expect(m.nextAction() == .deliver(0, releaseSpool: false))
         m.delivered(0, ref: "r")
         #expect(m.nextAction() == .flush(batch: 0))
@@ -96,7 +96,7 @@ struct TransferStateMachineTests {
     @Test func aBadMessageDoesNotStopTheBatch() {
         var m = M(deliver: Self.listed(3), leftovers: [], disposal: .delete)
         _ = m.nextAction(); m.targetPrepared(); _ = m.nextAction(); m.fetched(batch: 0); _ = m.nextAction()
-        m.intentsCommitted(batch: 0, [.deliver, .deliver, .fetchFailed(DeliveryError(.temporary, "gone"))])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged), .fetchFailed(DeliveryError(.temporary, "gone"))])
         #expect(m.nextAction() == .deliver(0, releaseSpool: false))
         m.deliveryFailed(0, DeliveryError(.permanent, "554 rejected"))
         #expect(m.nextAction() == .deliver(1, releaseSpool: false))
@@ -113,7 +113,7 @@ struct TransferStateMachineTests {
     @Test func aFailedSinkLeavesTheUnknownOnePendingAndStops() {
         var m = M(deliver: Self.listed(4), leftovers: [], disposal: .delete, limits: .init(maxMessages: 3))
         _ = m.nextAction(); m.targetPrepared(); _ = m.nextAction(); m.fetched(batch: 0); _ = m.nextAction()
-        m.intentsCommitted(batch: 0, [.deliver, .deliver, .deliver])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged), .deliver(.unchanged)])
         #expect(m.nextAction() == .deliver(0, releaseSpool: false))
         m.delivered(0, ref: "r0")
         #expect(m.nextAction() == .deliver(1, releaseSpool: false))
@@ -135,7 +135,7 @@ struct TransferStateMachineTests {
     @Test func aFailedFlushCommitsNothing() {
         var m = M(deliver: Self.listed(2), leftovers: [], disposal: .delete)
         _ = m.nextAction(); m.targetPrepared(); _ = m.nextAction(); m.fetched(batch: 0); _ = m.nextAction()
-        m.intentsCommitted(batch: 0, [.deliver, .deliver])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged)])
         _ = m.nextAction(); m.delivered(0, ref: "a")
         _ = m.nextAction(); m.delivered(1, ref: "b")
         #expect(m.nextAction() == .flush(batch: 0))
@@ -173,7 +173,7 @@ struct TransferStateMachineTests {
     @Test func watermarkStopsBelowTheFirstUnsettledUID() {
         var m = M(deliver: Self.listed(3, uids: true), leftovers: [], disposal: .keep)
         _ = m.nextAction(); m.targetPrepared(); _ = m.nextAction(); m.fetched(batch: 0); _ = m.nextAction()
-        m.intentsCommitted(batch: 0, [.deliver, .deliver, .deliver])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged), .deliver(.unchanged)])
         _ = m.nextAction(); m.delivered(0, ref: "a")
         _ = m.nextAction(); m.deliveryFailed(1, DeliveryError(.temporary, "later"))
         _ = m.nextAction(); m.delivered(2, ref: "c")
@@ -186,7 +186,7 @@ struct TransferStateMachineTests {
 
         var all = M(deliver: Self.listed(3, uids: true), leftovers: [], disposal: .keep)
         _ = all.nextAction(); all.targetPrepared(); _ = all.nextAction(); all.fetched(batch: 0); _ = all.nextAction()
-        all.intentsCommitted(batch: 0, [.deliver, .claim(prior: SourceKey(account: "a", mailbox: "b", ident: "c"), targetRef: "r"),
+        all.intentsCommitted(batch: 0, [.deliver(.unchanged), .claim(prior: SourceKey(account: "a", mailbox: "b", ident: "c"), targetRef: "r"),
                                         .skip(reason: "big")])
         _ = all.nextAction(); all.delivered(0, ref: "a")
         _ = all.nextAction(); all.flushed()
@@ -206,7 +206,7 @@ struct TransferStateMachineTests {
         #expect(m.nextAction() == .wait)
         m.fetched(batch: 0)
         #expect(m.nextAction() == .commitIntents(batch: 0, 0..<2, early: false))
-        m.intentsCommitted(batch: 0, [.deliver, .deliver])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged)])
         #expect(m.nextAction() == .deliver(0, releaseSpool: true))
         m.delivered(0, ref: "a")
         #expect(m.nextAction() == .deliver(1, releaseSpool: true))
@@ -219,7 +219,7 @@ struct TransferStateMachineTests {
         #expect(m.nextAction() == .wait)
         m.fetched(batch: 1)
         #expect(m.nextAction() == .wait)
-        m.intentsCommitted(batch: 1, [.deliver, .deliver])
+        m.intentsCommitted(batch: 1, [.deliver(.unchanged), .deliver(.unchanged)])
         #expect(m.nextAction() == .deliver(2, releaseSpool: true))
         m.delivered(2, ref: "c")
         #expect(m.nextAction() == .deliver(3, releaseSpool: true))
@@ -241,12 +241,12 @@ struct TransferStateMachineTests {
         m.fetched(batch: 0)
         m.fetched(batch: 1)
         #expect(m.nextAction() == .commitIntents(batch: 0, 0..<2, early: false))
-        m.intentsCommitted(batch: 0, [.deliver, .deliver])
+        m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged)])
         _ = m.nextAction(); m.delivered(0, ref: "a")
         _ = m.nextAction(); m.delivered(1, ref: "b")
         #expect(m.nextAction() == .commitIntents(batch: 1, 2..<4, early: true))
         #expect(m.nextAction() == .flush(batch: 0))
-        m.intentsCommitted(batch: 1, [.deliver, .skip(reason: "big")])
+        m.intentsCommitted(batch: 1, [.deliver(.unchanged), .skip(reason: "big")])
         m.flushFailed(DeliveryError(.sinkFailed, "gone"))
         #expect(m.nextAction() == .withdraw([2]))
         m.withdrawn()
@@ -259,7 +259,7 @@ struct TransferStateMachineTests {
         _ = m.nextAction(); _ = m.nextAction(); _ = m.nextAction(); m.targetPrepared()
         m.fetched(batch: 0)
         m.fetchFailed(batch: 1)
-        _ = m.nextAction(); m.intentsCommitted(batch: 0, [.deliver, .deliver])
+        _ = m.nextAction(); m.intentsCommitted(batch: 0, [.deliver(.unchanged), .deliver(.unchanged)])
         _ = m.nextAction(); m.delivered(0, ref: "a")
         _ = m.nextAction(); m.delivered(1, ref: "b")
         #expect(m.nextAction() == .flush(batch: 0))
@@ -301,7 +301,7 @@ struct TransferStateMachineTests {
 
         func decide(_ range: Range<Int>) -> [M.Preparation] {
             range.map { i in
-                let p: M.Preparation = chance(8) ? .skip(reason: "s") : chance(12) ? .fetchFailed(DeliveryError(.temporary, "f")) : .deliver
+                let p: M.Preparation = chance(8) ? .skip(reason: "s") : chance(12) ? .fetchFailed(DeliveryError(.temporary, "f")) : .deliver(.unchanged)
                 decided[i] = p
                 return p
             }
@@ -356,7 +356,7 @@ struct TransferStateMachineTests {
                 }
             case let .deliver(i, _):
                 #expect(intentCommitted.contains(i), "delivered \(i) before its intent was committed")
-                #expect(decided[i] == .deliver, "delivered \(i), decided \(String(describing: decided[i]))")
+                #expect(decided[i] == .deliver(.unchanged), "delivered \(i), decided \(String(describing: decided[i]))")
                 #expect(!delivered.contains(i), "delivered \(i) twice")
                 delivered.insert(i)
                 switch rng.next() % 10 {
@@ -422,7 +422,7 @@ struct TransferStateMachineTests {
         // A whole run: every message ended somewhere a later run can see.
         for i in 0..<n {
             let ended = outcomeCommitted[i] != nil || withdrawn.contains(i) || unknown.contains(i)
-                || [M.Preparation.skip(reason: "s"), .fetchFailed(DeliveryError(.temporary, "f"))].contains(decided[i] ?? .deliver)
+                || [M.Preparation.skip(reason: "s"), .fetchFailed(DeliveryError(.temporary, "f"))].contains(decided[i] ?? .deliver(.unchanged))
                 || { if case .claim? = decided[i] { return true } else { return false } }()
             #expect(ended || (m.outcome(i) == nil && delivered.contains(i)), "message \(i) was dropped")
         }

@@ -15,7 +15,7 @@ struct CrashInjected: Error {}
 func runTransfer(source: String, target: String, ledgerPath: String, disposal: Disposal = .keep,
                  limits: TransferStateMachine.Limits = .init(), pageSize: Int = 1000, dryRun: Bool = false, into: String? = nil,
                  deleteAfter: Duration? = nil, clock: @escaping @Sendable () -> Date = { Date() },
-                 sinkWrapper: ((MailSink) -> MailSink)? = nil,
+                 rules: [any DeliveryRule] = [], sinkWrapper: ((MailSink) -> MailSink)? = nil,
                  afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) async throws -> RunSummary {
     let src = try Endpoints.source(MailURL.parse(source))
     var sink = try Endpoints.sink(MailURL.parse(target))
@@ -28,6 +28,7 @@ func runTransfer(source: String, target: String, ledgerPath: String, disposal: D
     options.pageSize = pageSize
     options.dryRun = dryRun
     options.targetMailbox = into
+    options.rules = rules
     let ledger: any Ledger = dryRun && !FileManager.default.fileExists(atPath: ledgerPath) ? MemoryLedger()
         : try SQLiteLedger(path: ledgerPath, readOnly: dryRun)
     var logger = Logger(label: "test")

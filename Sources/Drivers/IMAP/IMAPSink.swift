@@ -98,16 +98,12 @@ public final class IMAPSink: MailSink {
         return out
     }
 
-    /// With MULTIAPPEND the message is staged and the batch goes as one APPEND at `flush()`;
-    /// otherwise it is appended now.
+    /// With MULTIAPPEND the message is staged and the batch goes at `flush()`, one APPEND a
+    /// folder; otherwise it is appended now.
     public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         let c = try await session()
         let name = try await wireName(mailbox)
-        if let first = staged.first, first.mailbox != name {
-            // The engine flushes every batch before the next, and a batch has one mailbox.
-            throw DeliveryError(.sinkFailed, "internal error: a batch staged for \(first.mailbox) and \(name)")
-        }
-        if c.selected?.name != name { _ = try await prepare(mailbox: mailbox) }
+        if c.selected?.name != name && !staged.contains(where: { $0.mailbox == name }) { _ = try await prepare(mailbox: mailbox) }
         if c.has("MULTIAPPEND") {
             staged.append((key, message, name))
             return .staged
@@ -130,15 +126,26 @@ public final class IMAPSink: MailSink {
         }
     }
 
-    /// Sends the staged messages as one MULTIAPPEND, which the server carries out whole or not at
-    /// all (RFC 3502). If it refuses, nothing was appended: each message is then appended alone,
-    /// so only the one at fault fails.
+    /// Sends the staged messages of each folder as one MULTIAPPEND, in the order the folders were
+    /// first delivered into.
     public func flush() async throws -> [SourceKey: StagedOutcome] {
         guard !staged.isEmpty else { return [:] }
-        let batch = staged
+        let all = staged
         staged = []
+        var order: [String] = []
+        for item in all where !order.contains(item.mailbox) { order.append(item.mailbox) }
+        var outcomes: [SourceKey: StagedOutcome] = [:]
+        for name in order {
+            outcomes.merge(try await append(all.filter { $0.mailbox == name }, to: name)) { _, new in new }
+        }
+        return outcomes
+    }
+
+    /// One MULTIAPPEND, which the server carries out whole or not at all (RFC 3502). If it refuses,
+    /// nothing was appended: each message is then appended alone, so only the one at fault fails.
+    private func append(_ batch: [(key: SourceKey, message: SpooledMessage, mailbox: String)], to name: String) async throws
+        -> [SourceKey: StagedOutcome] {
         let c = try await session()
-        let name = batch[0].mailbox
         var outcomes: [SourceKey: StagedOutcome] = [:]
         do {
             let items = batch.map { AppendItem(flags: flags($0.message.flags), date: $0.message.internalDate, body: $0.message) }

@@ -28,6 +28,18 @@ public struct ImportJob: Sendable {
         }
     }
 
+    /// The job for one end of an account and one target as the user gave them (the command line's
+    /// two arguments), each resolved to what it names; named after the source as resolved.
+    public static func resolving(source: GivenEndpoint, target: GivenEndpoint, options: TransferOptions,
+                                 resolver: any EndpointResolver = URLResolver()) async throws -> ImportJob {
+        let s = try await resolver.resolve(source, as: .source)
+        let t = try await resolver.resolve(target, as: .target)
+        var job = ImportJob(name: s.url.description, source: s.url, target: t.url, options: options)
+        job.sourceSettings = s.settings
+        job.targetSettings = t.settings
+        return job
+    }
+
     /// Starts loading the trust roots its connections will use (see `TLSContexts`), so that start-up
     /// work such as opening the ledger goes on meanwhile.
     public func prepareTLS() {

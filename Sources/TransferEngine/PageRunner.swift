@@ -34,12 +34,16 @@ final class PageRunner {
     /// The folder decided for each message to deliver.
     private var folders: [Int: String] = [:]
     private var lastLate: Task<Void, Error>?
+    /// The messages of each late outcome commit in flight, counted once it is in.
+    private var lateIndices: [Int: [Int]] = [:]
     /// What the last flush left to do before its deliveries are durable (a Maildir's syncs and
     /// moves into place), done with that batch's outcomes.
     private var settlement: Settlement?
     private var errors: [TransferStateMachine.AbortCause: Error] = [:]
     private var pageWatermark: (uid: UInt32, pageSettled: Bool)?
     private var stopping = false
+    /// The task was cancelled (a shutdown): the machine was told to wind down.
+    private var windingDown = false
 
     private var source: MailSource { transfer.source }
     private var sink: MailSink { transfer.sink }
@@ -85,6 +89,12 @@ final class PageRunner {
         do {
             while true {
                 while let event = events.poll() { try handle(event) }
+                if !windingDown && Task.isCancelled {
+                    // Finish the batch in hand rather than abandon it: what is delivered is then
+                    // committed, and the source disposed of, before the process goes.
+                    windingDown = true
+                    machine.windDown()
+                }
                 switch machine.nextAction() {
                 case .wait:
                     try handle(await events.next())
@@ -165,8 +175,10 @@ final class PageRunner {
             machine.intentsFailed(batch: batch)
         case let .outcomes(batch, .success):
             machine.outcomesCommitted(batch: batch, late: true)
+            countOutcomes(lateIndices.removeValue(forKey: batch) ?? [])
             if !stopping { try transfer.afterEffect(.ledgerOutcomes) }
         case let .outcomes(batch, .failure(error)):
+            lateIndices[batch] = nil
             errors[.lateOutcomes] = errors[.lateOutcomes] ?? error
             machine.outcomesFailed(batch: batch)
         }
@@ -207,7 +219,6 @@ final class PageRunner {
 
     /// The batch's decisions and intents, in its turn.
     private func commitIntents(_ batch: Int, _ range: Range<Int>) async throws {
-        try Task.checkCancellation()
         guard let results = fetched.removeValue(forKey: batch) else {
             preconditionFailure("intents of batch \(batch) before its fetch")
         }
@@ -335,6 +346,7 @@ final class PageRunner {
         settlement = nil
         let account = options.name ?? source.identity, target = sink.identity
         if late {
+            lateIndices[batch] = indices
             // Settled at once, beside other batches' settlements (they share their syncs); recorded
             // in order, after the batch before, with whatever else the ledger has queued.
             let previous = lastLate, ledger = self.ledger, events = self.events
@@ -352,9 +364,15 @@ final class PageRunner {
         } else {
             if let settle { try await settled(account: account, target: target) { try settle.run() } }
             try await ledger.record(outcomes)
+            countOutcomes(indices)
             try transfer.afterEffect(.ledgerOutcomes)
             machine.outcomesCommitted(batch: batch, late: false)
         }
+    }
+
+    /// Counts outcomes once they are committed: the summary of a run that stops says what the
+    /// ledger holds.
+    private func countOutcomes(_ indices: [Int]) {
         for i in indices {
             switch machine.outcome(i) {
             case .delivered?:

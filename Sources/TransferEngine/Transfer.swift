@@ -39,7 +39,8 @@ public final class Transfer {
     let onEvent: (TransferEvent) -> Void
     /// Called after every side effect; a test hook throws from it to simulate a crash.
     let afterEffect: (SideEffect) throws -> Void
-    var summary = RunSummary()
+    /// What the run has done so far: whole once `run` returns, and what was committed when it throws.
+    public internal(set) var summary = RunSummary()
     let spoolBudget: SpoolBudget
     /// What becomes of each fetched message (see `DecisionStage`).
     let decisions: DecisionStage

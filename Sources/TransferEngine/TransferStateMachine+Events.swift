@@ -173,6 +173,13 @@ extension TransferStateMachine {
     /// The high-water mark moved.
     public mutating func watermarkMoved() {}
 
+    /// Stop at the next batch boundary (a shutdown was asked for): the batch in its turn goes on to
+    /// its disposal, nothing more is fetched or begun, unused early intents are withdrawn, and the
+    /// page finishes as if it ended there. Unlike a failure, what is done is whole.
+    public mutating func windDown() {
+        windingDown = true
+    }
+
     /// A step of the runner failed (it threw): stop, once what is in flight is in.
     public mutating func stopped() {
         if abortCause == nil { abortCause = .runner }

@@ -25,7 +25,8 @@ extension TransferStateMachine {
 
     /// The next batch to fetch ahead, if the pipeline allows it now.
     mutating func nextFetchAhead() -> Action? {
-        guard pipeline.prefetchDepth > 0, fatal == nil, ending == .running, leftoverTurn == nil, !disposalWanted else { return nil }
+        guard pipeline.prefetchDepth > 0, fatal == nil, !windingDown, ending == .running, leftoverTurn == nil, !disposalWanted
+        else { return nil }
         let ahead = batches.indices.filter { !batches[$0].started && batches[$0].fetch != .notStarted }
         guard ahead.count < pipeline.prefetchDepth else { return nil }
         guard let b = batches.firstIndex(where: { !$0.started && $0.fetch == .notStarted }) ?? makeBatch() else { return nil }
@@ -35,7 +36,7 @@ extension TransferStateMachine {
 
     /// The next batch's intents, committed early while the batch in its turn is about to flush.
     mutating func nextEarlyIntents() -> Action? {
-        guard pipeline.earlyIntents, fatal == nil, targetReady, turn == .readyToFlush, intentsInFlight == 0,
+        guard pipeline.earlyIntents, fatal == nil, !windingDown, targetReady, turn == .readyToFlush, intentsInFlight == 0,
               let c = current, c + 1 < batches.count else { return nil }
         let next = c + 1
         guard batches[next].fetch == .running || batches[next].fetch == .done, batches[next].intents == .notStarted else { return nil }
@@ -60,7 +61,7 @@ extension TransferStateMachine {
 
     /// The batch whose turn comes next, made when it is not yet; nil when the page is done.
     mutating func beginNextTurn() -> Int? {
-        guard fatal == nil else { return nil }
+        guard fatal == nil, !windingDown else { return nil }
         let b: Int
         if let waiting = batches.firstIndex(where: { !$0.started }) {
             b = waiting

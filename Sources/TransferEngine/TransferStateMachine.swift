@@ -198,6 +198,8 @@ public struct TransferStateMachine: Sendable {
     var lateFailed = false
     var aborting = false
     var fatal: DeliveryError?
+    /// Asked to stop at the next batch boundary (`windDown`).
+    var windingDown = false
     var pendingWatermark = true
     var ending = Ending.running
 

@@ -179,7 +179,16 @@ extension Mailfunnel {
                     if summary.failed > summary.deferred { worst = worse(worst, .dataError) }
                 } catch {
                     progress.finish()
-                    worst = worse(worst, report(error))
+                    let (status, text) = describeFailure(error)
+                    FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
+                    worst = worse(worst, status)
+                    // What the account did before the error is committed: say so, beside the error.
+                    var done = transfer.summary
+                    done.errors = ["\(job.name): \(text)"]
+                    total = total + done
+                    if !common.quiet && !json {
+                        printSummary(job.name, done)
+                    }
                 }
             }
             stop?.reportNotReached()
@@ -200,6 +209,7 @@ extension Mailfunnel {
             if s.deferred > 0 { line += " (\(s.deferred) deferred to the next run)" }
             if let would = s.wouldDeliver { line += ", \(would) would be delivered (dry run)" }
             line += String(format: ", %@ in %.2f s (%.0f msg/s)", formatBytes(s.bytes), s.seconds, rate)
+            if s.errors != nil { line += "; stopped by the error above" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
     }

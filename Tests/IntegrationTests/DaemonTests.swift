@@ -244,7 +244,11 @@ extension Dovecot {
     @Test func sigtermDuringATransferThenRestartLosesAndDuplicatesNothing() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let messages = imapMessages(400, tag: "term")
+        // Large enough that the transfer is still going when the SIGTERM comes.
+        let messages = imapMessages(400, tag: "term").map { m in
+            StoredMessage(bytes: m.bytes + Array(String(repeating: "padding to make the move take a while\r\n", count: 800).utf8),
+                          flags: m.flags, date: m.date)
+        }
         let src = try await servers.client("source")
         try await src.append(messages.map { AppendItem(flags: [], date: $0.date, body: BytesBody(bytes: $0.bytes)) }, to: "INBOX")
         await src.logout()
@@ -263,9 +267,13 @@ extension Dovecot {
         #expect(first.stop(within: 10) == 0, "log: \(first.output)")
         let midway = try await count("target")
         print("SIGTERM after \(midway) of \(messages.count) messages")
+        // It stopped at a batch boundary, not at the end of the page (which holds every message).
+        #expect(midway < messages.count, "the SIGTERM did not stop the transfer: log: \(first.output)")
         let second = try Daemon(config: path, dir: dir)
         #expect(try await eventually(within: 30) { try await count("source") == 0 } != nil, "log: \(second.output)")
-        #expect(second.stop() == 0)
+        // Stopped once it serves (its signal handlers are in place), not while it starts.
+        #expect(try await eventually(within: 10) { second.output.contains("serving") } != nil, "log: \(second.output)")
+        #expect(second.stop() == 0, "log: \(second.output)")
         let dst = try await servers.client("target")
         #expect(digests(try await dst.contents(of: "INBOX").map(\.bytes)) == digests(messages.map(\.bytes)))
         await dst.logout()

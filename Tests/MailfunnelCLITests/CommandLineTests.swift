@@ -136,6 +136,42 @@ struct CommandLineTests {
         #expect(files(in: "\(dir)/A").isEmpty)
     }
 
+    /// An account that stops on an error still says what it delivered (committed before the
+    /// error), in the JSON object and the summary line, with the error.
+    @Test func aRunThatStopsOnAnErrorReportsWhatItDid() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run(["import", "mbox:\(sample)", "maildir:\(dir)/A", "--ledger", "\(dir)/seed.sqlite", "--quiet"]).status == 0)
+        // A second folder at the source, which cannot be made at the target: a file is in its way.
+        for sub in ["cur", "new", "tmp"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/A/.Later/\(sub)", withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: files(in: "\(dir)/A")[0], toPath: "\(dir)/A/.Later/new/1.later")
+        try FileManager.default.createDirectory(atPath: "\(dir)/B", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir)/B/.Later", contents: Data("in the way".utf8))
+        let r = try run(["import", "maildir:\(dir)/A", "maildir:\(dir)/B", "--ledger", "\(dir)/l.sqlite", "--json"])
+        #expect(r.status != 0)
+        let out = try json(r.stdout)
+        #expect(out["delivered"] as? Int == 41, "stdout: \(r.stdout)")
+        #expect(out["listed"] as? Int == 42)
+        let errors = try #require(out["errors"] as? [String])
+        #expect(errors.count == 1 && errors[0].contains("Later"), "errors: \(errors)")
+        #expect(r.stderr.contains("mailfunnel: error:") && r.stderr.contains("Later"), "stderr: \(r.stderr)")
+        // Without --json, the summary line says the same.
+        try FileManager.default.createDirectory(atPath: "\(dir)/C", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir)/C/.Later", contents: Data("in the way".utf8))
+        let line = try run(["import", "maildir:\(dir)/A", "maildir:\(dir)/C", "--ledger", "\(dir)/l2.sqlite"])
+        #expect(line.status == r.status)
+        #expect(line.stderr.contains("42 listed, 41 delivered, 0 skipped, 0 failed"), "stderr: \(line.stderr)")
+        #expect(line.stderr.contains("stopped by the error above"), "stderr: \(line.stderr)")
+        // The error was the file in the way: once it is gone, the rerun delivers the rest, and only it.
+        try FileManager.default.removeItem(atPath: "\(dir)/C/.Later")
+        let again = try run(["import", "maildir:\(dir)/A", "maildir:\(dir)/C", "--ledger", "\(dir)/l2.sqlite", "--json"])
+        #expect(again.status == 0, "stderr: \(again.stderr)")
+        #expect(try json(again.stdout)["delivered"] as? Int == 1)
+        #expect(try json(again.stdout)["errors"] == nil)
+    }
+
     @Test func dryRunWritesNothing() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

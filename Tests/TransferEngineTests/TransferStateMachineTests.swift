@@ -52,6 +52,52 @@ struct TransferStateMachineTests {
         #expect(m.nextAction() == .finished(nil))
     }
 
+    /// A shutdown asked for while batch 0 is delivered: batch 0 is finished and disposed of,
+    /// nothing after it is delivered or fetched, and the next batch's early intents are withdrawn.
+    @Test func windingDownFinishesTheBatchInHandAndBeginsNoOther() {
+        var m = M(deliver: Self.listed(6), leftovers: [], disposal: .delete, limits: .init(maxMessages: 2), pipeline: Self.prefetching)
+        var actions: [M.Action] = []
+        var fetching: [Int] = [], earlyInFlight: [(Int, Range<Int>)] = []
+        var wound = false
+        loop: for _ in 0..<200 {
+            let a = m.nextAction()
+            actions.append(a)
+            switch a {
+            case .prepareTarget: m.targetPrepared()
+            case let .fetch(b, _): fetching.append(b)
+            case .wait:
+                if !fetching.isEmpty { m.fetched(batch: fetching.removeFirst()) }
+                else if !earlyInFlight.isEmpty {
+                    let (b, r) = earlyInFlight.removeFirst()
+                    m.intentsCommitted(batch: b, r.map { _ in .deliver(.unchanged) })
+                } else { Issue.record("waits with nothing in flight"); break loop }
+            case let .commitIntents(b, r, early):
+                if early { earlyInFlight.append((b, r)) } else { m.intentsCommitted(batch: b, r.map { _ in .deliver(.unchanged) }) }
+            case let .deliver(i, _):
+                m.delivered(i, ref: "r\(i)")
+                if !wound { m.windDown(); wound = true }
+            case .flush:
+                // The next batch's intents go early while this one flushes, before the wind-down is seen.
+                m.flushed()
+            case let .commitOutcomes(b, _, late): m.outcomesCommitted(batch: b, late: late)
+            case let .dispose(idx): m.disposed(idx)
+            case .commitDisposed: m.disposedCommitted()
+            case .withdraw: m.withdrawn()
+            case .moveWatermark: m.watermarkMoved()
+            case .abort: Issue.record("aborted"); break loop
+            case .finished: break loop
+            }
+        }
+        #expect(actions.last == .finished(nil))
+        let delivered = actions.compactMap { if case let .deliver(i, _) = $0 { return i } else { return nil } }
+        #expect(delivered == [0, 1])
+        #expect(actions.contains(.dispose([0, 1])))
+        let fetchedAfter = actions.drop { if case .deliver = $0 { return false } else { return true } }
+            .contains { if case .fetch = $0 { return true } else { return false } }
+        #expect(!fetchedAfter, "fetched after the wind-down: \(actions)")
+        #expect(!actions.contains { if case .commitIntents(_, _, true) = $0 { return true } else { return false } })
+    }
+
     @Test func keepingNeverDisposes() {
         var m = M(deliver: Self.listed(2), leftovers: [], disposal: .keep)
         #expect(m.nextAction() == .prepareTarget)
@@ -330,8 +376,14 @@ struct TransferStateMachineTests {
         }
 
         var steps = 0
+        // A shutdown at a random moment: no batch begun after it is delivered.
+        var windLimit: Int?
         loop: while steps < 4000 {
             steps += 1
+            if windLimit == nil && chance(60) {
+                m.windDown()
+                windLimit = m.batches.filter(\.started).map(\.range.upperBound).max() ?? 0
+            }
             if !inFlight.isEmpty && chance(3) { _ = completeOne(); continue }
             let a = m.nextAction()
             switch a {
@@ -358,6 +410,7 @@ struct TransferStateMachineTests {
                 #expect(intentCommitted.contains(i), "delivered \(i) before its intent was committed")
                 #expect(decided[i] == .deliver(.unchanged), "delivered \(i), decided \(String(describing: decided[i]))")
                 #expect(!delivered.contains(i), "delivered \(i) twice")
+                #expect(i < (windLimit ?? .max), "delivered \(i), in a batch begun after the wind-down")
                 delivered.insert(i)
                 switch rng.next() % 10 {
                 case 0: m.deliveryFailed(i, DeliveryError(.permanent, "p"))
@@ -421,7 +474,9 @@ struct TransferStateMachineTests {
         guard finished, !fatal else { return }
         // A whole run: every message ended somewhere a later run can see.
         for i in 0..<n {
-            let ended = outcomeCommitted[i] != nil || withdrawn.contains(i) || unknown.contains(i)
+            // After a wind-down, a message never begun is just not done: it is listed again next run.
+            let notBegun = windLimit != nil && !intentCommitted.contains(i)
+            let ended = notBegun || outcomeCommitted[i] != nil || withdrawn.contains(i) || unknown.contains(i)
                 || [M.Preparation.skip(reason: "s"), .fetchFailed(DeliveryError(.temporary, "f"))].contains(decided[i] ?? .deliver(.unchanged))
                 || { if case .claim? = decided[i] { return true } else { return false } }()
             #expect(ended || (m.outcome(i) == nil && delivered.contains(i)), "message \(i) was dropped")

@@ -129,6 +129,7 @@ public struct AccountService: Service {
         inFlight.increment()
         let started = ContinuousClock.now
         let result: Result<RunSummary, Error>
+        var done = RunSummary()
         defer {
             inFlight.decrement()
             Metrics.Timer(label: "mailfunnel_poll_duration_seconds", dimensions: dimensions)
@@ -136,25 +137,23 @@ public struct AccountService: Service {
                                          + (ContinuousClock.now - started).components.seconds * 1_000_000_000))
         }
         do {
-            let summary = try await cancelWhenGracefulShutdown {
-                try await job.makeTransfer(ledger: ledger, logger: logger, onEvent: { _ in }).run()
+            let transfer = try job.makeTransfer(ledger: ledger, logger: logger, onEvent: { _ in })
+            do {
+                // Only the closure uses the transfer until it returns; its summary is read after.
+                let running = Handoff(transfer)
+                done = try await cancelWhenGracefulShutdown { try await running.value.run() }
+                result = .success(done)
+            } catch {
+                done = transfer.summary
+                result = .failure(error)
             }
-            result = .success(summary)
         } catch {
             result = .failure(error)
         }
         await limiter.release()
+        count(done, dimensions: dimensions)
         switch result {
         case let .success(s):
-            Counter(label: "mailfunnel_messages_delivered_total", dimensions: dimensions).increment(by: s.delivered)
-            Counter(label: "mailfunnel_bytes_delivered_total", dimensions: dimensions).increment(by: s.bytes)
-            Counter(label: "mailfunnel_messages_skipped_total", dimensions: dimensions).increment(by: s.skipped)
-            if s.deferred > 0 {
-                Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "temporary")]).increment(by: s.deferred)
-            }
-            if s.failed > s.deferred {
-                Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "permanent")]).increment(by: s.failed - s.deferred)
-            }
             Gauge(label: "mailfunnel_last_success_timestamp_seconds", dimensions: dimensions).record(Date().timeIntervalSince1970)
             if s.delivered > 0 || s.failed > 0 {
                 logger.info("delivered \(s.delivered), skipped \(s.skipped), failed \(s.failed) of \(s.listed) listed")
@@ -166,8 +165,25 @@ public struct AccountService: Service {
             if error is CancellationError || Task.isShuttingDownGracefully { return (true, nil) }
             let (status, message) = describeFailure(error)
             Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", Self.failureClass(status))]).increment()
-            logger.error("\(message)")
+            if done.delivered > 0 || done.failed > 0 {
+                logger.error("\(message) (before it: delivered \(done.delivered), skipped \(done.skipped), failed \(done.failed) of \(done.listed) listed)")
+            } else {
+                logger.error("\(message)")
+            }
             return (false, Self.serverHint(error))
+        }
+    }
+
+    /// The pass's messages in the metrics, whether it finished or stopped: what it committed.
+    private func count(_ s: RunSummary, dimensions: [(String, String)]) {
+        Counter(label: "mailfunnel_messages_delivered_total", dimensions: dimensions).increment(by: s.delivered)
+        Counter(label: "mailfunnel_bytes_delivered_total", dimensions: dimensions).increment(by: s.bytes)
+        Counter(label: "mailfunnel_messages_skipped_total", dimensions: dimensions).increment(by: s.skipped)
+        if s.deferred > 0 {
+            Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "temporary")]).increment(by: s.deferred)
+        }
+        if s.failed > s.deferred {
+            Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "permanent")]).increment(by: s.failed - s.deferred)
         }
     }
 

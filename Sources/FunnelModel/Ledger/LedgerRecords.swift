@@ -131,6 +131,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public var ledgerSeconds = 0.0
     /// Dry runs only: how many messages a real run would deliver.
     public var wouldDeliver: Int?
+    /// What ended accounts early (one line each, naming the account); nil when none did.
+    public var errors: [String]?
 
     public init() {}
 
@@ -138,6 +140,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         case listed, delivered, skipped, failed, deferred, bytes, seconds
         case ledgerSeconds = "ledger_seconds"
         case wouldDeliver = "would_deliver"
+        case errors
     }
 
     public static func + (a: RunSummary, b: RunSummary) -> RunSummary {
@@ -151,6 +154,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         s.seconds += b.seconds
         s.ledgerSeconds += b.ledgerSeconds
         if a.wouldDeliver != nil || b.wouldDeliver != nil { s.wouldDeliver = (a.wouldDeliver ?? 0) + (b.wouldDeliver ?? 0) }
+        if a.errors != nil || b.errors != nil { s.errors = (a.errors ?? []) + (b.errors ?? []) }
         return s
     }
 }

@@ -188,7 +188,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DriversTests",
-            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", "MailTransport", "MailMessage",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FunnelTests",

@@ -188,7 +188,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DriversTests",
-            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", "MailTransport", "MailMessage",
+            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", "MailTransport", "IMAPCore", "MailMessage",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -2,6 +2,7 @@ import Foundation
 @testable import Drivers
 import FunnelModel
 import FunnelTestSupport
+import IMAPCore
 import MailMessage
 import MailTransport
 import Testing
@@ -9,7 +10,7 @@ import Testing
 /// `IMAPSource` against a scripted server, each conversation as Dovecot would hold it (RFC 3501,
 /// RFC 9051, RFC 4315 for UIDPLUS): folders listed and their names decoded, a mailbox examined and
 /// listed with `UID FETCH n:*`, bodies fetched with `BODY.PEEK[]` into spools, a fetch the server
-/// cuts off, and the disposals with and without UIDPLUS.
+/// refuses in part or cuts off, and the disposals with and without UIDPLUS.
 @Suite(.timeLimit(.minutes(1))) struct IMAPSourceTests {
     typealias Line = TranscriptServer.Line
 
@@ -157,6 +158,80 @@ import Testing
             #expect(spools.map(\.sha256) == [DriverTranscript.sha256(Self.first), DriverTranscript.sha256(Self.second)])
             #expect(spools[0].flags.seen && spools[0].internalDate == Self.firstDate)
             #expect(spools[0].headers.value(of: "Subject") == "one")
+            _ = try await source.close()
+        }
+    }
+
+    /// A `NO` to a UID FETCH means some of the data could not be fetched (RFC 3501 §6.4.5): the
+    /// message that came is spooled, the one that did not fails alone, to be tried again on the
+    /// next run, with the server's words; the session goes on.
+    @Test func aFetchRefusedInPartFailsOnlyTheMissingMessage() async throws {
+        let lines: [Line] = Self.opening() + Self.opened("a2", exists: 2) + [
+            .client("a3 UID FETCH 7:8 (UID BODY.PEEK[])"),
+        ] + Self.fetched(1, uid: 7, Self.first) + [
+            .server("a3 NO Some messages could not be FETCHed (Failure)"),
+        ] + Self.logout("a4")
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let source = try Self.source(endpoint)
+            let results = try await source.fetch(Self.listed, mailbox: "INBOX", makeSpool: DriverTranscript.makeSpool)
+            #expect(try DriverTranscript.spooled(results).map { try $0.map(DriverTranscript.text) } == [Self.first, nil])
+            let failure = try #require(DriverTranscript.failures(results)[1])
+            #expect(failure.errorClass == .temporary)
+            #expect(failure.message.contains("Some messages could not be FETCHed (Failure)"))
+            _ = try await source.close()
+        }
+    }
+
+    /// The same refusal when the batch is read from a window (one UID FETCH for this batch and
+    /// the next, read a batch per call, as the engine asks when it plans several batches ahead):
+    /// the first batch has its message, the second fails with the server's words.
+    @Test func aFetchRefusedInPartFailsOnlyTheMissingMessageOfAWindow() async throws {
+        let lines: [Line] = Self.opening() + Self.opened("a2", exists: 2) + [
+            .client("a3 UID FETCH 7:8 (UID BODY.PEEK[])"),
+        ] + Self.fetched(1, uid: 7, Self.first) + [
+            .server("a3 NO Some messages could not be FETCHed (Failure)"),
+        ] + Self.logout("a4")
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let source = try Self.source(endpoint)
+            let batches = Self.listed.map { [$0] }
+            let one = try await source.fetch(batches[0], mailbox: "INBOX", upcoming: { nil }, horizon: { [batches[1]] },
+                                             makeSpool: DriverTranscript.makeSpool)
+            #expect(try DriverTranscript.spooled(one).map { try $0.map(DriverTranscript.text) } == [Self.first])
+            let two = try await source.fetch(batches[1], mailbox: "INBOX", upcoming: { nil }, horizon: { [] },
+                                             makeSpool: DriverTranscript.makeSpool)
+            let failure = try #require(DriverTranscript.failures(two)[0])
+            #expect(failure.errorClass == .temporary)
+            #expect(failure.message.contains("Some messages could not be FETCHed (Failure)"))
+            _ = try await source.close()
+        }
+    }
+
+    /// The next batch's UID FETCH is written the moment this one's OK arrives (`upcoming`), and
+    /// read by the call for it; a NO to it fails that batch's message alone, and nothing is
+    /// sent ahead after a NO: the batch after it asks for itself.
+    @Test func aBatchAskedForAheadIsReadByItsCallAndNothingFollowsANO() async throws {
+        let ninth = ListedMessage(ident: "9", size: Self.first.utf8.count, locator: .uid(9))
+        let lines: [Line] = Self.opening() + Self.opened("a2", exists: 3) + [
+            .client("a3 UID FETCH 7 (UID BODY.PEEK[])"),
+        ] + Self.fetched(1, uid: 7, Self.first) + [
+            .server("a3 OK Fetch completed."),
+            .client("a4 UID FETCH 8 (UID BODY.PEEK[])"),
+            .server("a4 NO Some messages could not be FETCHed (Failure)"),
+            .client("a5 UID FETCH 9 (UID BODY.PEEK[])"),
+        ] + Self.fetched(3, uid: 9, Self.first) + [
+            .server("a5 OK Fetch completed."),
+        ] + Self.logout("a6")
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let source = try Self.source(endpoint)
+            let batches = [[Self.listed[0]], [Self.listed[1]], [ninth]]
+            let one = try await source.fetch(batches[0], mailbox: "INBOX", upcoming: { batches[1] }, makeSpool: DriverTranscript.makeSpool)
+            #expect(try DriverTranscript.spooled(one).map { try $0.map(DriverTranscript.text) } == [Self.first])
+            #expect(source.sentAhead?.set == UIDSet(uids: [8]))
+            let two = try await source.fetch(batches[1], mailbox: "INBOX", upcoming: { batches[2] }, makeSpool: DriverTranscript.makeSpool)
+            #expect(DriverTranscript.failures(two)[0]?.message.contains("Some messages could not be FETCHed") == true)
+            #expect(source.sentAhead == nil)
+            let three = try await source.fetch(batches[2], mailbox: "INBOX", upcoming: { nil }, makeSpool: DriverTranscript.makeSpool)
+            #expect(try DriverTranscript.spooled(three).map { try $0.map(DriverTranscript.text) } == [Self.first])
             _ = try await source.close()
         }
     }

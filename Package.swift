@@ -162,13 +162,14 @@ let package = Package(
         .testTarget(name: "SASLTests", dependencies: ["SASL"]),
         .testTarget(
             name: "MailTransportTests",
-            dependencies: ["MailTransport", "IMAPCore", "SMTPCore", "SASL", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["MailTransport", "IMAPCore", "SMTPCore", "SASL", "FunnelTestSupport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        // Helpers the engine's test targets share: temporary directories, Maildirs, sample mail.
+        // Helpers the test targets share: temporary directories, Maildirs, sample mail, and the
+        // loopback server that plays a recorded conversation (TranscriptServer).
         .target(
             name: "FunnelTestSupport",
-            dependencies: ["FunnelModel"],
+            dependencies: ["FunnelModel", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/FunnelTestSupport"
         ),
         .testTarget(
@@ -187,7 +188,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DriversTests",
-            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["Drivers", "FunnelModel", "FunnelTestSupport", "MailTransport", "IMAPCore", "MailMessage",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FunnelTests",

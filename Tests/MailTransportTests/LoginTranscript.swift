@@ -1,3 +1,4 @@
+import FunnelTestSupport
 import Logging
 @testable import MailTransport
 import Testing

@@ -19,6 +19,8 @@ final class FetchWindow {
     var earlyFailures: [UInt32: DeliveryError] = [:]
     /// The tagged response was read.
     var ended = false
+    /// Why the messages still outstanding when it ended will not come: the server's NO.
+    var refusal: DeliveryError?
 
     init(command: OpenFetch, mailbox: String, asked: [UInt32]) {
         self.command = command

@@ -208,13 +208,26 @@ public final class IMAPSource: MailSource {
             let u = m.compactMap { $0.locator.uid }
             return u.isEmpty ? nil : UIDSet(uids: u)
         }
-        if let ahead {
-            sentAhead = try await c.uidFetch(continuing: ahead, then: next, onEvent: handler)
-        } else {
-            sentAhead = try await c.uidFetch(set, items: ["UID", "BODY.PEEK[]"], then: next, onEvent: handler)
+        var refusal: DeliveryError?
+        do {
+            if let ahead {
+                sentAhead = try await c.uidFetch(continuing: ahead, then: next, onEvent: handler)
+            } else {
+                sentAhead = try await c.uidFetch(set, items: ["UID", "BODY.PEEK[]"], then: next, onEvent: handler)
+            }
+        } catch let e as IMAPError where Self.refusedInPart(e) {
+            refusal = DeliveryError(.temporary, e.description)
         }
         if let spoolError, spooled.isEmpty, failures.isEmpty { throw spoolError }
-        return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures)
+        return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures, refusal: refusal)
+    }
+
+    /// A NO to UID FETCH: some of the data could not be fetched (RFC 3501 §6.4.5). The messages
+    /// that came stand; the others fail, for the next run (Gmail: "Some messages could not be
+    /// FETCHed"). Nothing is sent ahead after it, and the session is fine.
+    private static func refusedInPart(_ e: IMAPError) -> Bool {
+        if case let .commandFailed(_, _, status, _, _, _) = e { return status == .no }
+        return false
     }
 
     /// The events of a FETCH response as whole messages: each body streamed into a spool from
@@ -258,9 +271,9 @@ public final class IMAPSource: MailSource {
     }
 
     /// Each listed message with what arrived for it: its spool, why it could not be spooled, or
-    /// that the server sent nothing for it.
+    /// that the server sent nothing for it (with its `refusal` when it answered NO).
     private static func results(_ messages: [ListedMessage], mailbox: String, spooled: [UInt32: SpooledMessage],
-                                failures: [UInt32: DeliveryError]) -> [FetchResult] {
+                                failures: [UInt32: DeliveryError], refusal: DeliveryError? = nil) -> [FetchResult] {
         messages.map { m in
             guard let u = m.locator.uid else { return .failed(m, DeliveryError(.permanent, "no UID")) }
             if let s = spooled[u] {
@@ -268,7 +281,8 @@ public final class IMAPSource: MailSource {
                 s.internalDate = m.internalDate
                 return .spooled(m, s)
             }
-            return .failed(m, failures[u] ?? DeliveryError(.temporary, "UID \(u) is no longer in \(mailbox) (expunged by another client?)"))
+            return .failed(m, failures[u] ?? refusal
+                                  ?? DeliveryError(.temporary, "UID \(u) is no longer in \(mailbox) (expunged by another client?)"))
         }
     }
 
@@ -304,13 +318,17 @@ public final class IMAPSource: MailSource {
                                          onEvent: handler) {
                     w.ended = true
                 }
+            } catch let e as IMAPError where Self.refusedInPart(e) {
+                // The command has ended: what has not come will not.
+                w.ended = true
+                w.refusal = DeliveryError(.temporary, e.description)
             } catch {
                 if window === w { window = nil }
                 throw error
             }
         }
         if w.ended, w.early.isEmpty, w.earlyFailures.isEmpty, window === w { window = nil }
-        return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures)
+        return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures, refusal: w.refusal)
     }
 
     /// Mark seen with `UID STORE +FLAGS.SILENT (\Seen)`; delete with `\Deleted` then `UID EXPUNGE`

@@ -3,12 +3,12 @@ import Logging
 
 extension Transfer {
     /// Decides every `pending` row of this account for this target: present at the target →
-    /// `delivered`; absent → retryable, delivered again in this run.
+    /// `delivered`; absent → retryable, delivered again in this run. Each row's answer is committed
+    /// as soon as it is known, so a run cut short (a link that drops) leaves the next one less to do.
     func recover(_ ledger: any Ledger) async throws {
         let pending = try await ledger.pending(account: source.identity)
         guard !pending.isEmpty else { return }
         try await targetConnected()
-        var outcomes: [DeliveryOutcome] = []
         var found: Set<String> = []
         for record in pending {
             guard record.target == sink.identity else {
@@ -17,18 +17,19 @@ extension Transfer {
             }
             let refs = try await ledger.deliveredRefs(target: record.target, targetMailbox: record.targetMailbox, sha256: record.sha256)
             let taken = found.union(refs.filter { !$0.isEmpty })
+            let outcome: DeliveryOutcome
             switch try await sink.locate(record, taken: taken, unknownCopies: refs.filter(\.isEmpty).count) {
             case let .present(ref):
                 logger.notice("recovery: \(record.key) found at the target (\(ref)); recorded as delivered")
                 if !ref.isEmpty { found.insert(ref) }
-                outcomes.append(.delivered(record.key, targetRef: ref))
+                outcome = .delivered(record.key, targetRef: ref)
             case .absent:
                 logger.notice("recovery: \(record.key) not at the target; it will be delivered again")
-                outcomes.append(.failed(record.key, DeliveryError(.temporary, "interrupted before delivery was confirmed")))
+                outcome = .failed(record.key, DeliveryError(.temporary, "interrupted before delivery was confirmed"))
             }
+            try await ledger.record([outcome])
+            try afterEffect(.ledgerRecovery)
         }
-        try await ledger.record(outcomes)
-        try afterEffect(.ledgerRecovery)
     }
 
     /// Waits for the early connection to the target, if one was started; its error is the sink's.

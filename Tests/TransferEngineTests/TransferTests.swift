@@ -89,6 +89,19 @@ final class FaultySink: WrappingSink {
     }
 }
 
+/// A sink whose link drops at the Nth lookup of a recovery (a flaky mobile or NAT path).
+final class DroppingRecoverySink: WrappingSink {
+    let inner: MailSink
+    let dropAt: Int
+    private(set) var lookups = 0
+    init(_ inner: MailSink, dropAt: Int) { self.inner = inner; self.dropAt = dropAt }
+    func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
+        lookups += 1
+        if lookups == dropAt { throw DeliveryError(.sinkFailed, "connection reset during recovery") }
+        return try await inner.locate(record, taken: taken, unknownCopies: unknownCopies)
+    }
+}
+
 /// A sink with a size limit (what IMAP APPENDLIMIT and SMTP SIZE will give).
 final class LimitedSink: WrappingSink {
     let inner: MailSink
@@ -411,6 +424,36 @@ struct TransferTests {
         #expect(s.delivered == 5)
         #expect(try maildirContents(dir.file("dst")) == messages.sorted { $0.lexicographicallyPrecedes($1) })
         #expect(try maildirContents(dir.file("src")).isEmpty)
+    }
+
+    /// Each pending row's answer is committed once known: a recovery cut by a dropped link leaves
+    /// the next run only what it had not looked at, so runs that each get a little way finish.
+    @Test func aRecoveryCutShortKeepsWhatItLearned() async throws {
+        let dir = try TemporaryDirectory()
+        let messages = sampleMessages(count: 6)
+        try makeMaildir(dir.file("src"), messages: messages.map { ($0, nil) })
+        // Crash after a batch of four was written, before its outcomes: four pending.
+        await #expect(throws: CrashInjected.self) {
+            _ = try await runTransfer(source: "maildir:\(dir.file("src"))", target: "maildir:\(dir.file("dst"))",
+                                      ledgerPath: dir.file("l.sqlite"), limits: .init(maxMessages: 4),
+                                      afterEffect: { if $0 == .sinkFlush { throw CrashInjected() } })
+        }
+        let ledger = dir.file("l.sqlite")
+        var left = try SQLiteLedger(path: ledger).pending(account: nil).count
+        #expect(left >= 4)  // the batch, and the next one's early intents
+        while left > 1 {
+            await #expect(throws: DeliveryError.self) {
+                _ = try await runTransfer(source: "maildir:\(dir.file("src"))", target: "maildir:\(dir.file("dst"))",
+                                          ledgerPath: ledger, sinkWrapper: { DroppingRecoverySink($0, dropAt: 2) })
+            }
+            let now = try SQLiteLedger(path: ledger).pending(account: nil).count
+            #expect(now == left - 1, "a recovery cut at its second lookup kept \(left - now) answers")
+            guard now == left - 1 else { break }
+            left = now
+        }
+        _ = try await runTransfer(source: "maildir:\(dir.file("src"))", target: "maildir:\(dir.file("dst"))", ledgerPath: ledger)
+        #expect(try SQLiteLedger(path: ledger).pending(account: nil).isEmpty)
+        #expect(try maildirContents(dir.file("dst")) == messages.sorted { $0.lexicographicallyPrecedes($1) })
     }
 
     @Test func recoveryReplacesATruncatedFile() async throws {

@@ -11,10 +11,7 @@ import NIOCore
 /// reference (`uidvalidity:uid`), missing folders created, APPENDLIMIT respected.
 ///
 /// An APPEND answered OK is durable at the server, so `flush` has nothing to do. After a crash,
-/// `locate` looks at the messages that arrived at or after the UIDNEXT recorded with the intent and
-/// matches them by SHA-256 (what was sent is CRLF-normalised and hashed the same way); when no hash
-/// matches (a server that rewrites what it stores), by Message-ID and size; when that is ambiguous,
-/// it says absent: a rare duplicate beats a loss.
+/// `locate` finds what a pending intent delivered (see IMAPSink+Locate.swift).
 public final class IMAPSink: MailSink {
     public let url: MailURL
     let endpoint: ServerEndpoint
@@ -25,6 +22,8 @@ public final class IMAPSink: MailSink {
     private var delimiter: Character?
     private var existing: Set<String>?
     private var permanentFlags: [String] = []
+    /// What recovery learned of the target folders (see `locate`).
+    var recoveryCache = RecoveryCache()
 
     /// The URL without its path, computed once: it keys every ledger row.
     public let identity: String
@@ -188,73 +187,6 @@ public final class IMAPSink: MailSink {
         default:
             return DeliveryError(.sinkFailed, e.description)
         }
-    }
-
-    public func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
-        let c = try await session()
-        let name = try await wireName(record.targetMailbox)
-        guard let s = try? await c.select(name) else { return .absent }
-        var byHash: String?
-        var hashMatches = 0
-        var candidates: [(uid: UInt32, size: Int, messageID: String?)] = []
-        // Same UIDVALIDITY: only what arrived since the intent can be it.
-        let from: UInt32 = (record.watermark.uidValidity == s.uidValidity ? record.watermark.uidNext : nil) ?? 1
-        if from == 1 && record.messageID == nil {
-            // A renumbered mailbox and no Message-ID to narrow the search: deliver again.
-            logger.notice("recovery: \(record.key): \(name) was renumbered and the message has no Message-ID; delivering again")
-            return .absent
-        }
-        var uids: [UInt32]
-        if from > 1 || record.messageID == nil {
-            uids = try await c.uidSearch("UID \(from):*").filter { $0 >= from }
-        } else {
-            let id = record.messageID!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            uids = try await c.uidSearch("HEADER Message-ID \"\(id)\"")
-        }
-        guard !uids.isEmpty else { return .absent }
-        var hasher = SHA256()
-        var uid: UInt32?, size = 0
-        var headers = HeaderScanner()
-        try await c.uidFetch(UIDSet(uids: uids), items: ["UID", "RFC822.SIZE", "BODY.PEEK[]"]) { event in
-            switch event {
-            case .fetchBegan: hasher = SHA256(); headers = HeaderScanner(); uid = nil; size = 0
-            case let .fetchAttribute(.uid(u)): uid = u
-            case let .fetchAttribute(.rfc822Size(n)): size = n
-            case let .fetchBodyBytes(b):
-                b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                headers.consume(b)
-            case .fetchEnded:
-                guard let u = uid else { break }
-                let digest = hasher.finalize().hexString
-                let ref = "\(s.uidValidity):\(u)"
-                if digest == record.sha256 {
-                    if taken.contains(ref) { break }  // an identical twin's copy, not this one
-                    hashMatches += 1
-                    if byHash == nil { byHash = ref }
-                }
-                if !taken.contains(ref) { candidates.append((u, size, headers.messageID)) }
-            default: break
-            }
-        }
-        if hashMatches > 0 && hashMatches <= unknownCopies {
-            logger.notice("recovery: \(record.key): \(hashMatches) identical cop\(hashMatches == 1 ? "y" : "ies") in \(name) may belong to earlier deliveries without a UID; delivering again rather than guess")
-            return .absent
-        }
-        if let byHash {
-            logger.notice("recovery: \(record.key) found in \(name) by SHA-256 (\(byHash))")
-            return .present(byHash)
-        }
-        if let id = record.messageID {
-            let matches = candidates.filter { $0.messageID == id && $0.size == record.size }
-            if matches.count == 1 {
-                logger.notice("recovery: \(record.key) found in \(name) by Message-ID and size (UID \(matches[0].uid)); the server changed its bytes")
-                return .present("\(s.uidValidity):\(matches[0].uid)")
-            }
-            if matches.count > 1 {
-                logger.notice("recovery: \(record.key): \(matches.count) messages in \(name) share its Message-ID and size; delivering again rather than guess")
-            }
-        }
-        return .absent
     }
 
     public func close() async throws {

@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "mailfunnel", targets: ["mailfunnel"]),
         .library(name: "Funnel", targets: ["Funnel"]),
+        // For the fuzz targets (Fuzz/, a package of its own): the sans-I/O parsers alone.
+        .library(name: "MailFunnelParsers", targets: ["IMAPCore", "POP3Core", "SMTPCore", "MailMessage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -24,13 +24,6 @@ extension Dovecot {
         servers = try TestServers.load()
     }
 
-    func settings(_ user: String) -> EndpointSettings {
-        var s = EndpointSettings(passwordVariable: "UNUSED")
-        s.secret = Config.Secret(inline: servers.password(user))
-        s.caFile = servers.caFile
-        return s
-    }
-
     func imaps(_ user: String) throws -> String { "imaps://\(user)@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))" }
     func pop3s(_ user: String) throws -> String { "pop3s://\(user)@127.0.0.1:\(try servers.port("MF_POP3S_PORT"))" }
 
@@ -70,7 +63,7 @@ extension Dovecot {
         try await assertMboxToIMAPSurvivesEveryCrash { dir in
             inProcess { ledger, hook in
                 _ = try await runTransfer(source: "mbox:\(dir)/in.mbox", target: try imaps("target"), ledgerPath: ledger,
-                                          limits: .init(maxMessages: 2), targetSettings: settings("target"), afterEffect: hook)
+                                          limits: .init(maxMessages: 2), targetSettings: servers.settings(for: "target"), afterEffect: hook)
             }
         }
     }
@@ -100,7 +93,7 @@ extension Dovecot {
             #expect(lists.allSatisfy { $0.flags.contains("\\Flagged") }, "\(point): the rule's flag is missing")
         }, run: inProcess { ledger, hook in
             _ = try await runTransfer(source: "mbox:\(dir)/in.mbox", target: try imaps("target"), ledgerPath: ledger,
-                                      limits: .init(maxMessages: 3), targetSettings: settings("target"), rules: [OddIntoListsRule()],
+                                      limits: .init(maxMessages: 3), targetSettings: servers.settings(for: "target"), rules: [OddIntoListsRule()],
                                       afterEffect: hook)
         })
     }
@@ -111,8 +104,8 @@ extension Dovecot {
         try await servers.assertMoveSurvivesEveryCrash(imapMessages(5, tag: "move"), minimumEffects: 10, keepsFlags: true, workDir: dir,
                                                        run: inProcess { ledger, hook in
             _ = try await runTransfer(source: try imaps("source"), target: try imaps("target"), ledgerPath: ledger, disposal: .delete,
-                                      limits: .init(maxMessages: 2), sourceSettings: settings("source"),
-                                      targetSettings: settings("target"), afterEffect: hook)
+                                      limits: .init(maxMessages: 2), sourceSettings: servers.settings(for: "source"),
+                                      targetSettings: servers.settings(for: "target"), afterEffect: hook)
         })
     }
 

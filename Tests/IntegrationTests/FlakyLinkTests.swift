@@ -19,13 +19,6 @@ extension Dovecot {
         servers = try TestServers.load()
     }
 
-    func settings(_ user: String) -> EndpointSettings {
-        var s = EndpointSettings(passwordVariable: "UNUSED")
-        s.secret = Config.Secret(inline: servers.password(user))
-        s.caFile = servers.caFile
-        return s
-    }
-
     /// Small messages and large ones (up to 1.3 MB), about 8 MB in all.
     func mailbox() -> [StoredMessage] {
         var rng = SplitMix(seed: 19)
@@ -44,7 +37,7 @@ extension Dovecot {
             runs = attempt
             do {
                 _ = try await runTransfer(source: source, target: target, ledgerPath: ledger, disposal: disposal,
-                                          sourceSettings: settings("source"), targetSettings: settings("target"))
+                                          sourceSettings: servers.settings(for: "source"), targetSettings: servers.settings(for: "target"))
                 if try await servers.client("source").countAndLogout() == 0 || disposal == .keep { return runs }
             } catch {
                 // What a dropped link gives: the next run goes on from here.

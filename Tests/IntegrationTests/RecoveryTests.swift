@@ -41,13 +41,6 @@ extension Dovecot {
         servers = try TestServers.load()
     }
 
-    func settings(_ user: String) -> EndpointSettings {
-        var s = EndpointSettings(passwordVariable: "UNUSED")
-        s.secret = Config.Secret(inline: servers.password(user))
-        s.caFile = servers.caFile
-        return s
-    }
-
     /// After a crash with deliveries pending, much else arrives in the target folder; recovery
     /// reads the bodies of the messages of a pending one's size only, not of all that arrived.
     @Test func recoveryReadsOnlyTheBodiesOfCandidates() async throws {
@@ -62,7 +55,7 @@ extension Dovecot {
         // Crash right after the first batch is appended, before its outcomes are committed.
         do {
             _ = try await runTransfer(source: "mbox:\(dir)/in.mbox", target: target, ledgerPath: "\(dir)/l.sqlite",
-                                      limits: .init(maxMessages: 2), targetSettings: settings("target"),
+                                      limits: .init(maxMessages: 2), targetSettings: servers.settings(for: "target"),
                                       afterEffect: { if $0 == .sinkFlush { throw Crash() } })
             Issue.record("the run was not stopped")
         } catch is Crash {}
@@ -90,7 +83,7 @@ extension Dovecot {
         var logger = trace.logger
         logger.logLevel = .trace
         let src = try Endpoints.source(try MailURL.parse("mbox:\(dir)/in.mbox"))
-        let sink = try Endpoints.sink(try MailURL.parse(target), settings: settings("target"), logger: logger)
+        let sink = try Endpoints.sink(try MailURL.parse(target), settings: servers.settings(for: "target"), logger: logger)
         var options = TransferOptions()
         options.limits = .init(maxMessages: 2)
         let summary = try await Transfer(source: src, sink: sink, ledger: try SQLiteLedger(path: "\(dir)/l.sqlite"), options: options,

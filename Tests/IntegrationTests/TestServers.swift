@@ -174,6 +174,14 @@ func imapMessages(_ count: Int, tag: String) -> [StoredMessage] {
 }
 
 extension TestServers {
+    /// How a test reaches a user's account: the password inline, the test CA trusted.
+    func settings(for user: String) -> EndpointSettings {
+        var s = EndpointSettings(passwordVariable: "UNUSED")
+        s.secret = Config.Secret(inline: password(user))
+        s.caFile = caFile
+        return s
+    }
+
     /// Waits until the private Postfix has handed everything to Dovecot.
     func flushMailQueue() throws {
         let (status, out) = try Self.shell([Self.packageRoot.appendingPathComponent("scripts/test-servers").path, "flush", dir])

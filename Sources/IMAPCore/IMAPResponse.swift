@@ -15,7 +15,33 @@ public enum IMAPResponseEvent: Sendable, Equatable {
     case fetchBodyBegan(section: String, size: Int)
     case fetchBodyBytes(ByteBuffer)
     case fetchBodyEnded
+    /// A body section the server sent as `NIL`, or with no value at all (Yandex): it has no
+    /// content to give, which is not an empty message.
+    case fetchBodyNil(section: String)
     case fetchEnded
+    /// An untagged response that could not be read, read to its end and passed over: nothing after
+    /// it is out of step. A tagged response that cannot be read is an error instead.
+    case unreadable(UnreadableResponse)
+}
+
+/// An untagged response the parser passed over, for the log and for the client to judge.
+public struct UnreadableResponse: Sendable, Equatable {
+    /// The response as sent, shortened, with each literal shown as its size.
+    public var text: String
+    /// Why it could not be read.
+    public var problem: String
+    /// Its name (`LIST`, `FETCH`, `EXISTS`…), when that much could be read: the client judges by
+    /// it whether its command lost what it asked for.
+    public var name: String?
+    /// The message number, when it was a FETCH response (no event of it was given).
+    public var fetchSequence: UInt32?
+
+    public init(text: String, problem: String, name: String?, fetchSequence: UInt32?) {
+        self.text = text
+        self.problem = problem
+        self.name = name
+        self.fetchSequence = fetchSequence
+    }
 }
 
 /// `OK`, `NO`, `BAD` (tagged and untagged), `PREAUTH` and `BYE` (untagged only).
@@ -70,7 +96,8 @@ public enum UntaggedResponse: Sendable, Equatable {
     case capability([String])
     case list(ListEntry)
     case lsub(ListEntry)
-    /// `* STATUS INBOX (MESSAGES 3 UIDNEXT 4)`.
+    /// `* STATUS INBOX (MESSAGES 3 UIDNEXT 4)`: the items with a number; the others (Gmail's
+    /// `APPENDLIMIT NIL`, `MAILBOXID (…)`) are passed over.
     case mailboxStatus(mailbox: String, items: [String: UInt64])
     /// `* SEARCH 2 3 6`.
     case search([UInt32])
@@ -97,6 +124,7 @@ public enum FetchAttribute: Sendable, Equatable {
     case modSeq(UInt64)
     /// Gmail's `X-GM-MSGID`.
     case gmailMessageID(UInt64)
-    /// Any other item, with its value as text.
+    /// Any other item (and `MODSEQ (-1)`, as Zoho sends it), with its value written back as IMAP:
+    /// strings keep their escapes, literals become quoted strings when they can.
     case other(name: String, value: String)
 }

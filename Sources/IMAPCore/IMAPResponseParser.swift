@@ -1,7 +1,7 @@
 import NIOCore
 
 /// An incremental parser of the server side of an IMAP connection. Feed it whatever arrived;
-/// `next(_:)` returns the next event, or nil when it needs more bytes (leaving them in the buffer).
+/// `next(_:)` returns the next event, or nil when it needs more bytes.
 ///
 /// ```
 /// response      = *(continue-req / response-data) response-done
@@ -10,9 +10,15 @@ import NIOCore
 ///                 capability-data) CRLF
 /// message-data  = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
 /// literal       = "{" number ["+"] "}" CRLF *CHAR8
+/// literal8      = "~{" number ["+"] "}" CRLF *OCTET        ; RFC 3516
 /// ```
 /// Body sections (`BODY[]`, `BINARY[]`, `RFC822`) are streamed as slices of the input, never
-/// collected; every other literal is held, up to `Limits.maxLiteralSize`.
+/// collected; every other literal is held, up to `Limits.maxLiteralSize` each and
+/// `Limits.maxResponseSize` for one response.
+///
+/// Liberal where a fetcher loses nothing by it: unknown STATUS and FETCH items are passed over,
+/// and an untagged response that cannot be read becomes `.unreadable` and the stream goes on.
+/// Tagged responses, and FETCH responses once any of their events was given, stay strict.
 /// - SeeAlso: RFC 3501 §7 and §9, RFC 9051
 public struct IMAPResponseParser {
     public struct Limits: Sendable {
@@ -24,40 +30,54 @@ public struct IMAPResponseParser {
         public var maxBodySize: Int
         /// The deepest parenthesis nesting accepted.
         public var maxNesting: Int
+        /// The most bytes one response may have held at once (its lines and the literals that are
+        /// not streamed), so many literals in one response cannot add up without bound.
+        public var maxResponseSize: Int
 
         public init(maxLineLength: Int = 64 << 10, maxLiteralSize: Int = 1 << 20,
-                    maxBodySize: Int = 2 << 30, maxNesting: Int = 32) {
+                    maxBodySize: Int = 2 << 30, maxNesting: Int = 32, maxResponseSize: Int = 4 << 20) {
             self.maxLineLength = maxLineLength
             self.maxLiteralSize = maxLiteralSize
             self.maxBodySize = maxBodySize
             self.maxNesting = maxNesting
+            self.maxResponseSize = maxResponseSize
         }
     }
 
     private enum State {
         case start
-        /// A non-FETCH response with literals: the parts so far, and the literal to read next.
-        case literal(parts: [LineCursor.Part], size: Int)
-        /// A non-FETCH response: the text after a literal comes next.
-        case continuation(parts: [LineCursor.Part])
+        /// A literal of `size` bytes to hold, then the rest of the response (a FETCH or not).
+        case heldLiteral(size: Int, fetch: Bool)
+        /// The line after a literal or a body, of a FETCH response or not.
+        case nextSegment(fetch: Bool)
         /// A FETCH body section: this many bytes still to stream.
         case fetchBody(remaining: Int)
-        /// A FETCH: the rest of its attributes come on the next line segment.
-        case fetchLine
-        /// A FETCH attribute whose value is a (small) literal.
-        case fetchLiteral(name: String, size: Int)
     }
 
     public let limits: Limits
     private var state = State.start
     private var pending: [IMAPResponseEvent] = []
     private var pendingHead = 0
+    /// The response read so far and not yet parsed: its lines and held literals. A stored
+    /// property, not a payload of `state`, so adding to it never copies it.
+    var parts: [LineCursor.Part] = []
+    /// The bytes the response under way has held, against `Limits.maxResponseSize`.
+    private var held = 0
+    /// The FETCH response under way: its message number, whether any of its events was given,
+    /// its nesting outside quoted strings, and the parentheses Domino puts around items.
+    var fetchSequence: UInt32?
+    var fetchEventsGiven = false
+    var fetchDepth = 0
+    var fetchGroups = 0
 
     public init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
-    /// The next event, or nil when more bytes are needed.
+    /// The next event, or nil when more bytes are needed. A line that has not ended is left in
+    /// the buffer; complete lines and literals are taken from it as they arrive and held by the
+    /// parser (a body streams, so the parser must own what it has read), so feed the same
+    /// parser the bytes that follow, never the same bytes again.
     public mutating func next(_ buffer: inout ByteBuffer) throws -> IMAPResponseEvent? {
         while true {
             if pendingHead < pending.count {
@@ -71,26 +91,23 @@ public struct IMAPResponseParser {
                 guard let line = try readLine(&buffer) else { return nil }
                 try startResponse(line)
 
-            case let .literal(parts, size):
+            case let .heldLiteral(size, fetch):
                 guard buffer.readableBytes >= size else { return nil }
-                let bytes = buffer.readBytes(length: size)!
-                state = .continuation(parts: parts + [.literal(bytes)])
+                parts.append(.literal(buffer.readBytes(length: size)!))
+                state = .nextSegment(fetch: fetch)
 
-            case let .continuation(parts):
+            case let .nextSegment(fetch):
                 guard let line = try readLine(&buffer) else { return nil }
-                let (text, literal) = try splitLiteral(line)
-                let all = parts + [.text(text)]
-                if let literal {
-                    try checkLiteral(literal)
-                    state = .literal(parts: all, size: literal)
+                try hold(line.count)
+                if fetch {
+                    try fetchSegment(line)
                 } else {
-                    state = .start
-                    pending.append(try Self.parseResponse(LineCursor(parts: all, maxNesting: limits.maxNesting)))
+                    try responseSegment(line, literalsAllowed: true)
                 }
 
             case let .fetchBody(remaining):
                 if remaining == 0 {
-                    state = .fetchLine
+                    state = .nextSegment(fetch: true)
                     return .fetchBodyEnded
                 }
                 guard buffer.readableBytes > 0 else { return nil }
@@ -98,18 +115,30 @@ public struct IMAPResponseParser {
                 let slice = buffer.readSlice(length: n)!
                 state = .fetchBody(remaining: remaining - n)
                 return .fetchBodyBytes(slice)
-
-            case .fetchLine:
-                guard let line = try readLine(&buffer) else { return nil }
-                try fetchSegment(line)
-
-            case let .fetchLiteral(name, size):
-                guard buffer.readableBytes >= size else { return nil }
-                let bytes = buffer.readBytes(length: size)!
-                pending.append(.fetchAttribute(Self.attribute(name: name, value: String(decoding: bytes, as: UTF8.self))))
-                state = .fetchLine
             }
         }
+    }
+
+    mutating func emit(_ event: IMAPResponseEvent) {
+        pending.append(event)
+    }
+
+    mutating func emit(contentsOf events: [IMAPResponseEvent]) {
+        pending.append(contentsOf: events)
+    }
+
+    mutating func setState(fetchBody size: Int) {
+        state = .fetchBody(remaining: size)
+    }
+
+    mutating func setState(heldLiteral size: Int, fetch: Bool) throws {
+        try checkLiteral(size)
+        try hold(size)
+        state = .heldLiteral(size: size, fetch: fetch)
+    }
+
+    mutating func endResponse() {
+        state = .start
     }
 
     // MARK: lines
@@ -133,14 +162,26 @@ public struct IMAPResponseParser {
         return line
     }
 
-    /// Splits `text {n}` into the text and n, when a line ends with a literal's announcement.
-    private func splitLiteral(_ line: [UInt8]) throws -> ([UInt8], Int?) {
+    /// Counts bytes the response under way holds; past the limit the connection cannot go on, as
+    /// the rest of the response is unread.
+    private mutating func hold(_ bytes: Int) throws {
+        held += bytes + 2
+        if held > limits.maxResponseSize {
+            throw IMAPParseError.limitExceeded("a response holding more than \(limits.maxResponseSize) bytes")
+        }
+    }
+
+    /// Splits `text {n}` (or `~{n}`, a literal8) into the text and n, when a line ends with a
+    /// literal's announcement.
+    static func splitLiteral(_ line: [UInt8]) -> ([UInt8], Int?) {
         guard line.last == UInt8(ascii: "}"), let open = line.lastIndex(of: UInt8(ascii: "{")) else { return (line, nil) }
         var digits = line[(open + 1)..<(line.count - 1)]
         if digits.last == UInt8(ascii: "+") || digits.last == UInt8(ascii: "-") { digits = digits.dropLast() }
+        // Twelve digits at most: a size that fits an Int, refused by the limits long before.
         guard !digits.isEmpty, digits.count <= 12, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return (line, nil) }
         let n = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
-        return (Array(line[..<open]), n)
+        let textEnd = open > 0 && line[open - 1] == UInt8(ascii: "~") ? open - 1 : open
+        return (Array(line[..<textEnd]), n)
     }
 
     private func checkLiteral(_ size: Int) throws {
@@ -150,288 +191,121 @@ public struct IMAPResponseParser {
     }
 
     private mutating func startResponse(_ line: [UInt8]) throws {
+        parts.removeAll()
+        held = 0
+        fetchSequence = nil
+        fetchEventsGiven = false
+        fetchDepth = 0
+        fetchGroups = 0
+        try hold(line.count)
         if line.first == UInt8(ascii: "+") {
             var text = line.dropFirst()
             if text.first == 0x20 { text = text.dropFirst() }
-            pending.append(.continuation(String(decoding: text, as: UTF8.self)))
+            emit(.continuation(String(decoding: text, as: UTF8.self)))
             return
         }
         if let (sequence, rest) = Self.fetchPrefix(line) {
-            pending.append(.fetchBegan(sequence: sequence))
+            fetchSequence = sequence
+            fetchDepth = 1
             try fetchSegment(rest)
             return
         }
-        let (text, literal) = try splitLiteral(line)
-        if let literal {
-            try checkLiteral(literal)
-            state = .literal(parts: [.text(text)], size: literal)
-            return
-        }
-        pending.append(try Self.parseResponse(LineCursor(text, maxNesting: limits.maxNesting)))
+        try responseSegment(line, literalsAllowed: Self.mayAnnounceLiteral(line))
     }
 
-    /// `* 12 FETCH (` → (12, the bytes after the parenthesis).
-    private static func fetchPrefix(_ line: [UInt8]) -> (UInt32, [UInt8])? {
-        guard line.count > 10, line[0] == UInt8(ascii: "*"), line[1] == 0x20 else { return nil }
-        var i = 2
+    /// One line of a response other than FETCH: held until a line without a literal ends it.
+    private mutating func responseSegment(_ line: [UInt8], literalsAllowed: Bool) throws {
+        let (text, literal): ([UInt8], Int?) = literalsAllowed ? Self.splitLiteral(line) : (line, nil)
+        parts.append(.text(text))
+        if let literal {
+            try setState(heldLiteral: literal, fetch: false)
+            return
+        }
+        state = .start
+        let all = parts
+        parts = []
+        do {
+            emit(try Self.parseResponse(LineCursor(parts: all, maxNesting: limits.maxNesting)))
+        } catch let error as IMAPParseError {
+            guard all.first.map(Self.isUntagged) == true else { throw error }
+            emit(.unreadable(UnreadableResponse(text: Self.shown(all), problem: error.description,
+                                                name: Self.responseName(all), fetchSequence: Self.fetchNumber(all))))
+        }
+    }
+
+    /// Whether a literal may end this line: resp-text (tagged responses, `* OK/NO/BAD/BYE/PREAUTH`,
+    /// `* [code]`) never carries one, nor do CAPABILITY, FLAGS, SEARCH and the numbered responses,
+    /// so `a7 NO … Archive {2024}` ends there and is not waiting for 2,024 bytes.
+    static func mayAnnounceLiteral(_ line: [UInt8]) -> Bool {
+        guard line.first == UInt8(ascii: "*") else { return false }
+        var i = 1
+        while i < line.count, line[i] == 0x20 { i += 1 }
+        guard i < line.count, line[i] != UInt8(ascii: "["), !(line[i] >= 0x30 && line[i] <= 0x39) else { return false }
+        let start = i
+        while i < line.count, LineCursor.isAtomChar(line[i]) { i += 1 }
+        let word = String(decoding: line[start..<i], as: UTF8.self).uppercased()
+        return !["OK", "NO", "BAD", "BYE", "PREAUTH", "CAPABILITY", "ENABLED", "FLAGS", "SEARCH"].contains(word)
+    }
+
+    static func isUntagged(_ part: LineCursor.Part) -> Bool {
+        if case let .text(b) = part { return b.first == UInt8(ascii: "*") }
+        return false
+    }
+
+    /// `* 12 FETCH (` → (12, the bytes after the parenthesis); spaces and case as servers vary them.
+    static func fetchPrefix(_ line: [UInt8]) -> (UInt32, [UInt8])? {
+        guard let (n, i) = fetchNumberAndEnd(line) else { return nil }
+        var j = i
+        while j < line.count, line[j] == 0x20 { j += 1 }
+        guard j < line.count, line[j] == UInt8(ascii: "(") else { return nil }
+        return (n, Array(line[(j + 1)...]))
+    }
+
+    /// The message number of a line that starts `* 12 FETCH`, with where the word ends.
+    private static func fetchNumberAndEnd(_ line: [UInt8]) -> (UInt32, Int)? {
+        guard line.first == UInt8(ascii: "*") else { return nil }
+        var i = 1
+        while i < line.count, line[i] == 0x20 { i += 1 }
+        let digitsStart = i
         var n: UInt64 = 0
         while i < line.count, line[i] >= 0x30, line[i] <= 0x39, n <= UInt32.max {
             n = n * 10 + UInt64(line[i] - 0x30)
             i += 1
         }
-        guard i > 2, n <= UInt32.max, i + 8 <= line.count else { return nil }
-        let word = line[i..<(i + 8)].map { $0 | 0x20 }
-        guard word == Array(" fetch (".utf8) else { return nil }
-        return (UInt32(n), Array(line[(i + 8)...]))
+        guard i > digitsStart, n <= UInt32.max, i < line.count, line[i] == 0x20 else { return nil }
+        while i < line.count, line[i] == 0x20 { i += 1 }
+        guard i + 5 <= line.count, line[i..<(i + 5)].map({ $0 | 0x20 }) == Array("fetch".utf8),
+              i + 5 == line.count || !LineCursor.isAtomChar(line[i + 5]) else { return nil }
+        return (UInt32(n), i + 5)
     }
 
-    // MARK: FETCH
-
-    /// ```
-    /// msg-att = "(" (msg-att-dynamic / msg-att-static) *(SP (msg-att-dynamic / msg-att-static)) ")"
-    /// msg-att-static = "INTERNALDATE" SP date-time / "RFC822.SIZE" SP number / "UID" SP uniqueid /
-    ///                  "BODY" section ["<" number ">"] SP nstring / "BINARY" section-binary SP (nstring / literal8) / …
-    /// ```
-    private mutating func fetchSegment(_ segment: [UInt8]) throws {
-        let (text, literal) = try splitLiteral(segment)
-        var c = LineCursor(text, maxNesting: limits.maxNesting)
-        while true {
-            c.skipSpaces()
-            if c.consume(UInt8(ascii: ")")) {
-                c.skipSpaces()
-                guard c.atEnd, literal == nil else { throw IMAPParseError.malformed("text after a FETCH response: \(c.debugText)") }
-                pending.append(.fetchEnded)
-                state = .start
-                return
-            }
-            if c.atEnd {
-                throw IMAPParseError.malformed("a FETCH response that stops without ')'")
-            }
-            let name = try fetchItemName(&c)
-            c.skipSpaces()
-            let isBody = Self.isBodySection(name)
-            if c.atEnd {
-                guard let size = literal else { throw IMAPParseError.malformed("FETCH item \(name) without a value") }
-                if isBody {
-                    guard size <= limits.maxBodySize else {
-                        throw IMAPParseError.limitExceeded("a message of \(size) bytes (the limit is \(limits.maxBodySize))")
-                    }
-                    pending.append(.fetchBodyBegan(section: name, size: size))
-                    state = .fetchBody(remaining: size)
-                } else {
-                    try checkLiteral(size)
-                    state = .fetchLiteral(name: name, size: size)
-                }
-                return
-            }
-            if isBody {
-                // A body sent as a quoted string or NIL: small by nature.
-                let value = try c.nstring() ?? []
-                pending.append(.fetchBodyBegan(section: name, size: value.count))
-                if !value.isEmpty { pending.append(.fetchBodyBytes(ByteBuffer(bytes: value))) }
-                pending.append(.fetchBodyEnded)
-                continue
-            }
-            pending.append(.fetchAttribute(try Self.fetchValue(name: name, &c)))
-        }
+    static func fetchNumber(_ parts: [LineCursor.Part]) -> UInt32? {
+        guard case let .text(b)? = parts.first else { return nil }
+        return fetchNumberAndEnd(b)?.0
     }
 
-    /// `UID`, `FLAGS`, `BODY[]`, `BODY[HEADER.FIELDS (SUBJECT)]<0>`, `BINARY[1.2]`…
-    private func fetchItemName(_ c: inout LineCursor) throws -> String {
-        var name = try c.atom()
-        if c.consume(UInt8(ascii: "[")) {
-            var depth = 0
-            var section = ""
-            while true {
-                guard let b = c.peek else { throw IMAPParseError.malformed("unterminated section in \(c.debugText)") }
-                _ = c.consume(b)
-                if b == UInt8(ascii: "(") { depth += 1 }
-                if b == UInt8(ascii: ")") { depth -= 1 }
-                if b == UInt8(ascii: "]") && depth == 0 { break }
-                section.unicodeScalars.append(Unicode.Scalar(b))
-            }
-            name += "[" + section + "]"
-            if c.consume(UInt8(ascii: "<")) {
-                name += "<" + (try c.until(UInt8(ascii: ">"))) + ">"
-                _ = c.consume(UInt8(ascii: ">"))
-            }
-        }
-        return name.uppercased()
+    /// The name of an untagged response, after its number if it has one: `* 3 EXISTS` → EXISTS.
+    static func responseName(_ parts: [LineCursor.Part]) -> String? {
+        guard case let .text(b)? = parts.first, b.first == UInt8(ascii: "*") else { return nil }
+        var i = 1
+        while i < b.count, b[i] == 0x20 { i += 1 }
+        while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
+        while i < b.count, b[i] == 0x20 { i += 1 }
+        let start = i
+        while i < b.count, LineCursor.isAtomChar(b[i]) { i += 1 }
+        return i > start ? String(decoding: b[start..<i], as: UTF8.self).uppercased() : nil
     }
 
-    private static func isBodySection(_ name: String) -> Bool {
-        name.hasPrefix("BODY[") || name.hasPrefix("BINARY[") || name == "RFC822" || name == "RFC822.TEXT"
-            || name == "RFC822.HEADER"
-    }
-
-    private static func fetchValue(name: String, _ c: inout LineCursor) throws -> FetchAttribute {
-        switch name {
-        case "UID": return .uid(try c.number32())
-        case "RFC822.SIZE": return .rfc822Size(Int(try c.number()))
-        case "FLAGS": return .flags(try c.atomList())
-        case "INTERNALDATE": return .internalDate(String(decoding: try c.string(), as: UTF8.self))
-        case "MODSEQ":
-            try c.expect(UInt8(ascii: "("))
-            let n = try c.number()
-            try c.expect(UInt8(ascii: ")"))
-            return .modSeq(n)
-        case "X-GM-MSGID": return .gmailMessageID(try c.number())
-        default: return .other(name: name, value: try c.anyValue())
-        }
-    }
-
-    private static func attribute(name: String, value: String) -> FetchAttribute {
-        switch name {
-        case "INTERNALDATE": return .internalDate(value)
-        default: return .other(name: name, value: value)
-        }
-    }
-
-    // MARK: everything but FETCH
-
-    /// ```
-    /// response-tagged = tag SP resp-cond-state CRLF
-    /// resp-cond-state = ("OK" / "NO" / "BAD") SP resp-text
-    /// resp-text       = ["[" resp-text-code "]" SP] text
-    /// ```
-    static func parseResponse(_ cursor: LineCursor) throws -> IMAPResponseEvent {
-        var c = cursor
-        if c.consume(UInt8(ascii: "*")) {
-            try c.expect(0x20)
-            return .untagged(try parseUntagged(&c))
-        }
-        let tag = try c.atom()
-        try c.expect(0x20)
-        let word = try c.atom().uppercased()
-        guard let status = ResponseStatus(rawValue: word), status == .ok || status == .no || status == .bad else {
-            throw IMAPParseError.malformed("a tagged response with status '\(word)'")
-        }
-        let (code, text) = try parseRespText(&c)
-        return .tagged(TaggedResponse(tag: tag, status: status, code: code, text: text))
-    }
-
-    static func parseRespText(_ c: inout LineCursor) throws -> (ResponseCode?, String) {
-        c.skipSpaces()
-        var code: ResponseCode?
-        if c.consume(UInt8(ascii: "[")) {
-            let inside = try c.until(UInt8(ascii: "]"))
-            _ = c.consume(UInt8(ascii: "]"))
-            let trimmed = inside.trimmingCharacters(in: " ")
-            let name = trimmed.prefix { $0 != " " }
-            let args = String(trimmed.dropFirst(name.count)).trimmingCharacters(in: " ")
-            code = ResponseCode.make(name: String(name), arguments: args.isEmpty ? nil : args)
-            c.skipSpaces()
-        }
-        return (code, c.rest())
-    }
-
-    static func parseUntagged(_ c: inout LineCursor) throws -> UntaggedResponse {
-        if let p = c.peek, p >= 0x30, p <= 0x39 {
-            let n = try c.number32()
-            try c.expect(0x20)
-            let word = try c.atom().uppercased()
-            switch word {
-            case "EXISTS": return .exists(n)
-            case "RECENT": return .recent(n)
-            case "EXPUNGE": return .expunge(n)
-            default:
-                c.skipSpaces()
-                return .other("\(n) \(word)\(c.atEnd ? "" : " ")\(c.rest())")
+    /// A response for the log: its text, each literal as its size, at most a few hundred bytes.
+    static func shown(_ parts: [LineCursor.Part]) -> String {
+        var out: [UInt8] = []
+        for part in parts {
+            switch part {
+            case let .text(b): out += b.prefix(max(0, 300 - out.count))
+            case let .literal(b): out += Array("{\(b.count)}".utf8)
             }
+            if out.count >= 300 { return String(decoding: out, as: UTF8.self) + "…" }
         }
-        let word = try c.atom().uppercased()
-        switch word {
-        case "OK", "NO", "BAD", "PREAUTH", "BYE":
-            let (code, text) = try parseRespText(&c)
-            return .status(ResponseStatus(rawValue: word)!, code: code, text: text)
-        case "CAPABILITY":
-            return .capability(c.rest().split(separator: " ").map(String.init))
-        case "ENABLED":
-            return .enabled(c.rest().split(separator: " ").map(String.init))
-        case "FLAGS":
-            c.skipSpaces()
-            return .flags(try c.atomList())
-        case "LIST", "LSUB":
-            let entry = try parseList(&c)
-            return word == "LIST" ? .list(entry) : .lsub(entry)
-        case "STATUS":
-            c.skipSpaces()
-            let mailbox = String(decoding: try c.astring(), as: UTF8.self)
-            c.skipSpaces()
-            try c.expect(UInt8(ascii: "("))
-            var items: [String: UInt64] = [:]
-            while true {
-                c.skipSpaces()
-                if c.consume(UInt8(ascii: ")")) { break }
-                let name = try c.atom().uppercased()
-                c.skipSpaces()
-                items[name] = try c.number()
-            }
-            return .mailboxStatus(mailbox: mailbox, items: items)
-        case "SEARCH":
-            var uids: [UInt32] = []
-            while true {
-                c.skipSpaces()
-                guard let p = c.peek, p >= 0x30, p <= 0x39 else { break }
-                uids.append(try c.number32())
-            }
-            return .search(uids)
-        case "ESEARCH":
-            c.skipSpaces()
-            var tag: String?
-            if c.consume(UInt8(ascii: "(")) {
-                c.skipSpaces()
-                _ = try c.atom()  // TAG
-                c.skipSpaces()
-                tag = String(decoding: try c.string(), as: UTF8.self)
-                try c.expect(UInt8(ascii: ")"))
-            }
-            c.skipSpaces()
-            var uid = false
-            if c.peekWord("UID") { _ = try c.atom(); uid = true }
-            var items: [String: String] = [:]
-            while true {
-                c.skipSpaces()
-                if c.atEnd { break }
-                let name = try c.atom().uppercased()
-                c.skipSpaces()
-                items[name] = try c.anyValue()
-            }
-            return .esearch(tag: tag, uid: uid, items: items)
-        case "VANISHED":
-            c.skipSpaces()
-            var earlier = false
-            if c.consume(UInt8(ascii: "(")) {
-                earlier = try c.atom().uppercased() == "EARLIER"
-                try c.expect(UInt8(ascii: ")"))
-                c.skipSpaces()
-            }
-            let text = try c.atom()
-            guard let set = UIDSet(text) else { throw IMAPParseError.malformed("bad UID set '\(text)' in VANISHED") }
-            return .vanished(earlier: earlier, uids: set)
-        default:
-            c.skipSpaces()
-            return .other(word + (c.atEnd ? "" : " " + c.rest()))
-        }
-    }
-
-    /// ```
-    /// mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox [SP mbox-list-extended]
-    /// ```
-    static func parseList(_ c: inout LineCursor) throws -> ListEntry {
-        c.skipSpaces()
-        let attributes = try c.atomList()
-        c.skipSpaces()
-        var delimiter: Character?
-        if c.peekWord("NIL") {
-            _ = try c.atom()
-        } else {
-            let d = try c.quoted()
-            guard d.count == 1 else { throw IMAPParseError.malformed("a hierarchy delimiter of \(d.count) characters") }
-            delimiter = Character(Unicode.Scalar(d[0]))
-        }
-        c.skipSpaces()
-        let name = String(decoding: try c.astring(), as: UTF8.self)
-        return ListEntry(attributes: attributes, delimiter: delimiter, name: name)
+        return String(decoding: out, as: UTF8.self)
     }
 }

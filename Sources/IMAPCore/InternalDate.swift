@@ -58,14 +58,21 @@ public enum InternalDate {
         return Date(timeIntervalSince1970: TimeInterval(days * 86400 + h * 3600 + mi * 60 + s - offset))
     }
 
+    /// 0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC, in seconds since 1970.
+    private static let firstSecond: Double = -62_135_596_800
+    private static let lastSecond: Double = 253_402_300_799
+
     /// The month names in lower case, three bytes packed into one number each.
     private static let monthWords: [UInt32] = months.map { name in
         name.utf8.reduce(UInt32(0)) { $0 << 8 | UInt32($1 | 0x20) }
     }
 
-    /// Formats a date in UTC (`+0000`), as APPEND takes it.
+    /// Formats a date in UTC (`+0000`), as APPEND takes it. `date-year` is four digits: a date
+    /// beyond them (a source's INTERNALDATE may have any year) is written as the nearest one they
+    /// hold, and the conversion to seconds can never trap.
     public static func format(_ date: Date) -> String {
-        let total = Int(date.timeIntervalSince1970.rounded(.down))
+        let seconds = date.timeIntervalSince1970
+        let total = seconds.isNaN ? 0 : Int(min(max(seconds.rounded(.down), Self.firstSecond), Self.lastSecond))
         var days = total >= 0 ? total / 86400 : (total - 86399) / 86400
         let secs = total - days * 86400
         // Howard Hinnant's civil_from_days.

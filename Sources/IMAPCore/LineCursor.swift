@@ -22,7 +22,7 @@ struct LineCursor {
     }
 
     private var bytes: [UInt8] {
-        if case let .text(b) = parts[part] { return b }
+        if part < parts.count, case let .text(b) = parts[part] { return b }
         return []
     }
 
@@ -67,11 +67,13 @@ struct LineCursor {
         return true
     }
 
-    /// `atom = 1*ATOM-CHAR` (also taking `\` for flags and `]`-free text up to a delimiter).
+    /// `atom = 1*ATOM-CHAR`; with `allowBracket`, `[` and `]` too, as flags, labels and unquoted
+    /// mailbox names carry them (Gmail's `OIB-Seen-[Gmail]/Sent`), where a FETCH item's name must
+    /// stop at its section's `[`.
     mutating func atom(allowBracket: Bool = false) throws -> String {
         let start = offset
         let b = bytes
-        while offset < b.count, Self.isAtomChar(b[offset]) || (allowBracket && b[offset] == UInt8(ascii: "]")) { offset += 1 }
+        while offset < b.count, Self.isAtomChar(b[offset]) || (allowBracket && Self.isBracket(b[offset])) { offset += 1 }
         guard offset > start else { throw IMAPParseError.malformed("expected an atom in \(debugText)") }
         return String(decoding: b[start..<offset], as: UTF8.self)
     }
@@ -134,12 +136,15 @@ struct LineCursor {
         return try quoted()
     }
 
-    /// `astring = 1*ASTRING-CHAR / string`
-    mutating func astring() throws -> [UInt8] {
+    /// `astring = 1*ASTRING-CHAR / string`; an unquoted one may hold brackets (`[Gmail]`) and, with
+    /// `allowTab`, tabs (Exchange's unquoted folder names), so it is read whole, never cut short.
+    mutating func astring(allowTab: Bool = false) throws -> [UInt8] {
         if atLiteral || peek == UInt8(ascii: "\"") { return try string() }
         let start = offset
         let b = bytes
-        while offset < b.count, Self.isAtomChar(b[offset]) || b[offset] == UInt8(ascii: "]") { offset += 1 }
+        while offset < b.count, Self.isAtomChar(b[offset]) || Self.isBracket(b[offset]) || (allowTab && b[offset] == 0x09) {
+            offset += 1
+        }
         guard offset > start else { throw IMAPParseError.malformed("expected an astring in \(debugText)") }
         return Array(b[start..<offset])
     }
@@ -159,24 +164,27 @@ struct LineCursor {
         return after == b.count || !Self.isAtomChar(b[after])
     }
 
-    /// `"(" [atom *(SP atom)] ")"`, as FLAGS and attribute lists are written.
+    /// `"(" [flag *(SP flag)] ")"`, as FLAGS and attribute lists are written; brackets are taken
+    /// inside a flag, as Gmail sends them.
     mutating func atomList() throws -> [String] {
         try expect(UInt8(ascii: "("))
         var out: [String] = []
         while true {
             skipSpaces()
             if consume(UInt8(ascii: ")")) { return out }
-            out.append(try atom())
+            out.append(try atom(allowBracket: true))
         }
     }
 
-    /// Any value, as text: an atom, a number, a quoted string, NIL, or a parenthesised list.
+    /// Any value, written back as IMAP: an atom, a number, NIL, a quoted string (its escapes kept,
+    /// so `"a\"b"` stays that), a literal (as a quoted string when it can be one), or a
+    /// parenthesised list of them.
     mutating func anyValue(depth: Int = 0) throws -> String {
         guard depth <= maxNesting else { throw IMAPParseError.limitExceeded("nesting deeper than \(maxNesting)") }
-        if let l = literal() { return String(decoding: l, as: UTF8.self) }
+        if let l = literal() { return Self.written(l) }
         switch peek {
         case UInt8(ascii: "\"")?:
-            return "\"" + String(decoding: try quoted(), as: UTF8.self) + "\""
+            return Self.quote(try quoted())
         case UInt8(ascii: "(")?:
             offset += 1
             var items: [String] = []
@@ -189,6 +197,25 @@ struct LineCursor {
         default:
             return try atom(allowBracket: true)
         }
+    }
+
+    /// `bytes` as a quoted string, `\` and `"` escaped.
+    static func quote(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for c in bytes {
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+            out.append(c)
+        }
+        out.append(UInt8(ascii: "\""))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A literal's bytes as a quoted string, or as a literal when a quoted string cannot hold them.
+    static func written(_ bytes: [UInt8]) -> String {
+        if bytes.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+            return "{\(bytes.count)}\r\n" + String(decoding: bytes, as: UTF8.self)
+        }
+        return quote(bytes)
     }
 
     /// The rest of the line as text.
@@ -219,6 +246,10 @@ struct LineCursor {
         return "'" + String(decoding: b.prefix(120), as: UTF8.self) + (b.count > 120 ? "…" : "") + "'"
     }
 
+    static func isBracket(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: "[") || c == UInt8(ascii: "]")
+    }
+
     /// ATOM-CHAR: any CHAR except atom-specials `(` `)` `{` SP CTL `%` `*` `"` `\` `]`; we also
     /// take `\` (flags), `*` and `%` (list wildcards, `\*`) since responses use them in atoms.
     static func isAtomChar(_ c: UInt8) -> Bool {
@@ -233,7 +264,8 @@ struct LineCursor {
     }
 }
 
-/// A response the parser cannot accept: the connection it came on is no longer usable.
+/// A response the parser cannot accept and cannot pass over (a tagged one, one over a limit, a
+/// FETCH whose events have begun): the connection it came on is no longer usable.
 public enum IMAPParseError: Error, Equatable, CustomStringConvertible {
     case malformed(String)
     case limitExceeded(String)

@@ -50,6 +50,12 @@ public struct UIDSet: Sendable, Equatable, CustomStringConvertible {
         }.joined(separator: ",")
     }
 
+    /// How many UIDs the set names, counted without expanding it (a range to `*` counts up to
+    /// the largest UID).
+    public var count: UInt64 {
+        ranges.reduce(0) { $0 + UInt64($1.upperBound - $1.lowerBound) + 1 }
+    }
+
     /// The UIDs, in order written (only for finite sets; `*` is not expanded).
     public var uids: [UInt32] {
         ranges.flatMap { r in r.upperBound == .max ? [r.lowerBound] : Array(r) }

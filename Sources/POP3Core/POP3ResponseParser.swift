@@ -17,7 +17,7 @@ public enum POP3Event: Sendable, Equatable {
     /// `+ base64`: a SASL challenge during AUTH.
     case challenge(String)
     /// One line of a multi-line listing (CAPA, LIST, UIDL), dot-unstuffed, without its line end.
-    case line(String)
+    case line(POP3Line)
     /// Bytes of a message (RETR, TOP), dot-unstuffed, line ends as sent. Valid until the next call.
     case bodyBytes(ByteBuffer)
     /// The `.` that ends a multi-line response.
@@ -125,12 +125,12 @@ public struct POP3ResponseParser {
             }
             throw ParseError.malformed("expected +OK or -ERR, got '\(line.prefix(60))'")
         case .lines:
-            guard let line = try readLine(&buffer) else { return nil }
-            if line == "." {
+            guard let line = try readLineBytes(&buffer) else { return nil }
+            if line == [UInt8(ascii: ".")] {
                 state = .idle
                 return .end
             }
-            return .line(line.hasPrefix(".") ? String(line.dropFirst()) : line)
+            return .line(POP3Line(bytes: line.first == UInt8(ascii: ".") ? Array(line.dropFirst()) : line))
         case let .body(atLineStart, size):
             return try body(&buffer, atLineStart: atLineStart, size: size)
         }
@@ -189,6 +189,10 @@ public struct POP3ResponseParser {
     }
 
     private func readLine(_ buffer: inout ByteBuffer) throws -> String? {
+        try readLineBytes(&buffer).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private func readLineBytes(_ buffer: inout ByteBuffer) throws -> [UInt8]? {
         let view = buffer.readableBytesView
         guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
             if view.count > limits.maxLineLength { throw ParseError.lineTooLong(limits.maxLineLength) }
@@ -199,7 +203,7 @@ public struct POP3ResponseParser {
         var bytes = buffer.readBytes(length: length + 1)!
         bytes.removeLast()
         if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 }
 

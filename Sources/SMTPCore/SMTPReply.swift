@@ -81,13 +81,33 @@ public struct SMTPReplyParser {
         }
         buffer.moveReaderIndex(forwardBy: consumed)
         var enhanced: String?
-        if let first = lines.first, let word = first.split(separator: " ").first,
-           word.split(separator: ".").count == 3, word.allSatisfy({ $0.isNumber || $0 == "." }),
-           let klass = word.first, "245".contains(klass) {
-            enhanced = String(word)
-            lines[0] = String(first.dropFirst(word.count).drop { $0 == " " })
+        if let first = lines.first {
+            // The code is the first word, after however many spaces the server put before it.
+            let text = first.drop { $0 == " " }
+            let word = text.prefix { $0 != " " }
+            if Self.isEnhancedCode(word, of: code!) {
+                enhanced = String(word)
+                lines[0] = String(text.dropFirst(word.count).drop { $0 == " " })
+            }
         }
         return SMTPReply(code: code!, enhanced: enhanced, lines: lines)
+    }
+
+    /// ```
+    /// status-code = class "." subject "." detail
+    /// class       = "2" / "4" / "5"
+    /// subject     = 1*3digit
+    /// detail      = 1*3digit
+    /// ```
+    /// Only when its class is the reply's first digit: a `210 4.4.2` is text, not a code that
+    /// would say the opposite of the reply.
+    /// - SeeAlso: RFC 3463 §2, RFC 2034 §4
+    static func isEnhancedCode(_ word: Substring, of code: Int) -> Bool {
+        let fields = word.split(separator: ".", omittingEmptySubsequences: false)
+        guard fields.count == 3,
+              fields.allSatisfy({ (1...3).contains($0.count) && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+              fields[0].count == 1, let klass = Int(fields[0]), [2, 4, 5].contains(klass) else { return false }
+        return klass == code / 100
     }
 }
 

@@ -122,4 +122,15 @@ struct ValueTests {
             #expect(InternalDate.parse(bad) == nil, "\(bad)")
         }
     }
+
+    /// A date with a year four digits cannot hold, from a source's INTERNALDATE or anywhere, is
+    /// written as the nearest one they hold: no trap converting it, no malformed APPEND.
+    @Test func datesBeyondFourDigitYearsAreClamped() throws {
+        let far = try #require(InternalDate.parse("17-Jul-999999999 02:44:25 +0000"))
+        #expect(InternalDate.format(far) == "31-Dec-9999 23:59:59 +0000")
+        #expect(InternalDate.format(Date(timeIntervalSince1970: 1e300)) == "31-Dec-9999 23:59:59 +0000")
+        #expect(InternalDate.format(Date(timeIntervalSince1970: -1e300)) == "01-Jan-0001 00:00:00 +0000")
+        #expect(InternalDate.format(Date(timeIntervalSince1970: .infinity)) == "31-Dec-9999 23:59:59 +0000")
+        #expect(InternalDate.format(Date(timeIntervalSince1970: .nan)) == "01-Jan-1970 00:00:00 +0000")
+    }
 }

@@ -74,8 +74,8 @@ struct ResponseParserTests {
                                  .untagged(.status(.ok, code: .highestModSeq(5), text: "Highest"))]),
         ResponseFixture(name: "SELECT completion", wire: "a2 OK [READ-WRITE] Select completed (0.001 + 0.000 secs).\r\n",
                         events: [.tagged(TaggedResponse(tag: "a2", status: .ok, code: .readWrite, text: "Select completed (0.001 + 0.000 secs)."))]),
-        ResponseFixture(name: "SEARCH", wire: "* SEARCH 1 2 3\r\n* SEARCH\r\n",
-                        events: [.untagged(.search([1, 2, 3])), .untagged(.search([]))]),
+        ResponseFixture(name: "SEARCH", wire: "* SEARCH 1 2 3\r\n* SEARCH\r\n* SEARCH 2 5 6 (MODSEQ 917162500)\r\n",
+                        events: [.untagged(.search([1, 2, 3])), .untagged(.search([])), .untagged(.search([2, 5, 6]))]),
         ResponseFixture(name: "ESEARCH", wire: "* ESEARCH (TAG \"a3\") UID MIN 1 MAX 3 COUNT 3 ALL 1:3\r\n",
                         events: [.untagged(.esearch(tag: "a3", uid: true, items: ["MIN": "1", "MAX": "3", "COUNT": "3", "ALL": "1:3"]))]),
         ResponseFixture(name: "STATUS", wire: "* STATUS INBOX (MESSAGES 3 UIDNEXT 4 UIDVALIDITY 1700000000)\r\n",
@@ -130,8 +130,9 @@ struct ResponseParserTests {
                                  .fetchAttribute(.gmailMessageID(1_278_455_344_230_334_865)), .fetchAttribute(.flags(["\\Seen", "$Forwarded"])), .fetchEnded]),
         ResponseFixture(name: "unsolicited FLAGS fetch", wire: "* 4 FETCH (FLAGS (\\Deleted))\r\n",
                         events: [.fetchBegan(sequence: 4), .fetchAttribute(.flags(["\\Deleted"])), .fetchEnded]),
+        // NIL is no content, not an empty message (which `{0}` is, below).
         ResponseFixture(name: "FETCH NIL body", wire: "* 5 FETCH (UID 9 BODY[] NIL)\r\n",
-                        events: [.fetchBegan(sequence: 5), .fetchAttribute(.uid(9)), .fetchBodyBegan(section: "BODY[]", size: 0), .fetchBodyEnded, .fetchEnded]),
+                        events: [.fetchBegan(sequence: 5), .fetchAttribute(.uid(9)), .fetchBodyNil(section: "BODY[]"), .fetchEnded]),
         ResponseFixture(name: "FETCH header section", wire: "* 6 FETCH (UID 10 BODY[HEADER.FIELDS (MESSAGE-ID)] {19}\r\nMessage-ID: <a@b>\r\n)\r\n",
                         events: [.fetchBegan(sequence: 6), .fetchAttribute(.uid(10)), .fetchBodyBegan(section: "BODY[HEADER.FIELDS (MESSAGE-ID)]", size: 19),
                                  .body("Message-ID: <a@b>\r\n"), .fetchBodyEnded, .fetchEnded]),
@@ -152,6 +153,8 @@ struct ResponseParserTests {
         #expect(try parseAll(f.wire, chunk: 7) == f.events)
     }
 
+    /// A line that has not ended stays in the buffer; a line that announces a literal is taken
+    /// by the parser at once, and the response is finished by the bytes that follow it.
     @Test func needMoreBytesLeavesTheBufferAsItWas() throws {
         var parser = IMAPResponseParser()
         var buffer = ByteBuffer(string: "* 3 EXIS")
@@ -159,6 +162,13 @@ struct ResponseParserTests {
         #expect(buffer.readableBytes == 8)
         buffer.writeString("TS\r\n")
         #expect(try parser.next(&buffer) == .untagged(.exists(3)))
+        #expect(buffer.readableBytes == 0)
+
+        buffer.writeString("* LIST () \"/\" {5}\r\nAr")
+        #expect(try parser.next(&buffer) == nil)
+        #expect(buffer.readableBytes == 2)
+        buffer.writeString("chi\r\n")
+        #expect(try parser.next(&buffer) == .untagged(.list(ListEntry(attributes: [], delimiter: "/", name: "Archi"))))
         #expect(buffer.readableBytes == 0)
     }
 
@@ -192,22 +202,44 @@ struct ResponseParserTests {
         #expect(throws: IMAPParseError.self) { try parseAll("* 1 FETCH (BODY[] {5000}\r\n", limits: .init(maxBodySize: 4096)) }
     }
 
+    /// Nesting past the limit is not read: the response, whole on its line, is passed over.
     @Test func nestingOverTheLimitIsRefused() throws {
         let deep = "* 1 FETCH (X-DEEP " + String(repeating: "(", count: 40) + String(repeating: ")", count: 40) + ")\r\n"
-        #expect(throws: IMAPParseError.self) { try parseAll(deep, limits: .init(maxNesting: 32)) }
+        let events = try parseAll(deep, limits: .init(maxNesting: 32))
+        guard case let .unreadable(u)? = events.first, events.count == 1 else { Issue.record("\(events)"); return }
+        #expect(u.fetchSequence == 1 && u.problem.contains("nesting"))
         #expect(try parseAll(deep, limits: .init(maxNesting: 64)).count == 3)
     }
 
+    /// A tagged response that cannot be read ends the session: it may be the end of a command.
     @Test(arguments: [
         "a1 MAYBE done\r\n",
-        "* LIST (\\X \"/\" INBOX\r\n",
-        "* 1 FETCH (UID x)\r\n",
-        "* 1 FETCH (UID 5\r\n",
-        "* STATUS INBOX (MESSAGES)\r\n",
-        "* 1 FETCH (UID 99999999999)\r\n",
+        "a1\r\n",
+        "[COPYUID 55 31 6]\r\n",
     ])
-    func malformedResponsesAreTypedErrors(_ wire: String) {
+    func malformedTaggedResponsesAreTypedErrors(_ wire: String) {
         #expect(throws: IMAPParseError.self) { try parseAll(wire) }
+    }
+
+    /// An untagged response that cannot be read is passed over, and what follows it is read.
+    @Test(arguments: [
+        ("* LIST (\\X \"/\" INBOX\r\n", nil),
+        ("* 1 FETCH (UID x)\r\n", 1),
+        ("* 1 FETCH (UID 5\r\n", 1),
+        ("* STATUS INBOX (MESSAGES)\r\n", nil),
+        ("* 1 FETCH (UID 99999999999)\r\n", 1),
+        ("* 2 FETCH\r\n", 2),
+        ("* LIST () \"/\" INBOX trailing words\r\n", nil),
+        ("* SEARCH 1 x\r\n", nil),
+        ("* ESEARCH (TAG \"a1\") UID ALL 1:x\r\n", nil),
+    ] as [(String, UInt32?)])
+    func malformedUntaggedResponsesArePassedOver(_ wire: String, fetch: UInt32?) throws {
+        let events = try parseAll(wire + "* 3 EXISTS\r\n")
+        #expect(events.count == 2)
+        guard case let .unreadable(u)? = events.first else { Issue.record("\(events)"); return }
+        #expect(u.fetchSequence == fetch)
+        #expect(events.last == .untagged(.exists(3)))
+        #expect(try parseAll(wire + "* 3 EXISTS\r\n", chunk: 3) == events)
     }
 
     /// Seeded random mutations of every fixture, fed in random chunks: the parser may refuse

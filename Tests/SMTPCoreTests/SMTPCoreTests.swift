@@ -31,6 +31,40 @@ struct SMTPCoreTests {
         #expect(r[4].isTransient)
     }
 
+    /// Real servers put more than one space before the enhanced code; the text is what follows it.
+    @Test(arguments: [
+        ("250  2.0.0 OK queued\r\n", "2.0.0", "OK queued"),
+        ("250 2.0.0  OK queued\r\n", "2.0.0", "OK queued"),
+        ("550   5.7.1 Relay denied\r\n", "5.7.1", "Relay denied"),
+        ("250-2.1.0 Sender ok\r\n250 more\r\n", "2.1.0", "Sender ok more"),
+        ("452 4.5.3 Too many recipients\r\n", "4.5.3", "Too many recipients"),
+        ("250 2.0.0\r\n", "2.0.0", ""),
+    ] as [(String, String?, String)])
+    func enhancedCodesAfterAnyNumberOfSpaces(_ wire: String, code: String?, text: String) throws {
+        let r = try replies(wire)
+        #expect(r.count == 1)
+        #expect(r[0].enhanced == code)
+        #expect(r[0].text == text)
+    }
+
+    /// An enhanced code is one only when its class is the reply's: `210 4.4.2` does not say 4xx.
+    @Test(arguments: [
+        ("210 4.4.2 text\r\n", "4.4.2 text"),
+        ("450 2.0.0 text\r\n", "2.0.0 text"),
+        ("550 4.7.1 text\r\n", "4.7.1 text"),
+        ("250 3.0.0 text\r\n", "3.0.0 text"),
+        ("250 2.0000.0 text\r\n", "2.0000.0 text"),
+        ("250 2..0 text\r\n", "2..0 text"),
+        ("250 22.0.0 text\r\n", "22.0.0 text"),
+        ("250 2.0.0.1 text\r\n", "2.0.0.1 text"),
+        ("250 2.a.0 text\r\n", "2.a.0 text"),
+    ] as [(String, String)])
+    func notEveryDottedNumberIsAnEnhancedCode(_ wire: String, text: String) throws {
+        let r = try replies(wire)
+        #expect(r[0].enhanced == nil)
+        #expect(r[0].text == text)
+    }
+
     @Test func needMoreBytesConsumesNothing() throws {
         let parser = SMTPReplyParser()
         var b = ByteBuffer(string: "250-first\r\n250 sec")

@@ -240,17 +240,22 @@ public final class IMAPSource: MailSource {
         var spool: Spool?
         var uid: UInt32?
         var spoolError: Error?
+        var noContent = false
         return { event in
             switch event {
             case .fetchBegan:
                 uid = nil
                 spool = nil
                 spoolError = nil
+                noContent = false
             case let .fetchAttribute(.uid(u)):
                 uid = u
             case let .fetchBodyBegan(section, size) where section == "BODY[]":
                 spool = try makeSpool()
                 spool?.reserve(size)
+            case let .fetchBodyNil(section) where section == "BODY[]":
+                // `BODY[] NIL`: the server has no content to give, which is no empty message.
+                noContent = true
             case let .fetchBodyBytes(bytes):
                 do { try spool?.append(bytes) } catch {
                     spoolError = error
@@ -264,6 +269,8 @@ public final class IMAPSource: MailSource {
                     onMessage(u, .success(s.finish()))
                 } else if let e = spoolError {
                     onMessage(u, .failure(DeliveryError(.temporary, "could not spool: \(e)")))
+                } else if noContent {
+                    onMessage(u, .failure(DeliveryError(.temporary, "the server sent no content for it (BODY[] NIL)")))
                 }
             default: break
             }

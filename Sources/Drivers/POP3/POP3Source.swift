@@ -60,7 +60,9 @@ public final class POP3Source: MailSource {
         var idents: [(Int, String)]
         if let uidl = try await c.uidl() {
             var seen: [String: Int] = [:]
-            idents = uidl.map { n, uid in
+            idents = uidl.map { n, id in
+                // The key is one-to-one with the id's bytes (see `POP3UniqueID.key`).
+                let uid = id.key
                 let k = seen[uid, default: 0] + 1
                 seen[uid] = k
                 return (n, k == 1 ? uid : "\(uid)#\(k)")

@@ -59,7 +59,9 @@ extension IMAPClient {
         try await queue(encoder.appendEnd())
         try await outbox.drain()
         let done = try await collect(tag: tag, name: "APPEND", mailbox: mailbox, onUntagged: { _ in }, onFetch: { _ in })
-        if case let .appendUID(validity, uids)? = done.code { return (validity, uids.uids) }
+        // APPENDUID names one UID a message; a set of any other size cannot be matched to them
+        // (and is not expanded, whatever its size).
+        if case let .appendUID(validity, uids)? = done.code, uids.count == UInt64(items.count) { return (validity, uids.uids) }
         return nil
     }
 }

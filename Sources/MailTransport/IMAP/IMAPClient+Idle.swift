@@ -31,6 +31,7 @@ extension IMAPClient {
                 try noteUntagged(u)
                 if case let .exists(n) = u, n > before { newMail = true }
             }
+            if case let .unreadable(u) = event { try passOver(u, during: nil) }
         }
         try await send(encoder.done(), tag: tag, sensitive: false)
         _ = try await collect(tag: tag, name: "IDLE", mailbox: selected?.name, onUntagged: { _ in }, onFetch: { _ in })

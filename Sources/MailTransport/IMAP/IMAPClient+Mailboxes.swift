@@ -53,13 +53,26 @@ extension IMAPClient {
         return result
     }
 
-    /// `UID SEARCH criteria`, as a list of UIDs (ESEARCH results are expanded).
+    /// `UID SEARCH criteria`, as a list of UIDs (ESEARCH results are expanded). A result cannot
+    /// name more messages than the mailbox holds: a set that does (`ALL 1:4294967294`) is refused
+    /// before it is expanded, so a server cannot make us spend memory without bound.
     public func uidSearch(_ criteria: String) async throws -> [UInt32] {
         var uids: [UInt32] = []
+        var refused: String?
         try await run(.uidSearch(criteria), mailbox: selected?.name) { u in
             if case let .search(found) = u { uids += found }
-            if case let .esearch(_, _, items) = u, let all = items["ALL"], let set = UIDSet(all) { uids += set.uids }
+            if case let .esearch(_, _, items) = u, let all = items["ALL"] {
+                let most = UInt64(self.selected?.exists ?? self.lastExists ?? 0)
+                guard let set = UIDSet(all) else { refused = "a search result '\(all.prefix(60))'"; return }
+                if set.count <= most {
+                    uids += set.uids
+                } else {
+                    refused = "a search result of \(set.count) UIDs in a mailbox of \(most) messages"
+                }
+            }
         }
+        // Refused once the command has ended, so the session stays in step.
+        if let refused { throw IMAPError.protocolViolation(server: endpoint.description, detail: refused) }
         return uids
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import IMAPCore
+import Logging
 import NIOCore
 
 /// The command and response loop: tags, writes, and the events read back for each command.
@@ -40,8 +41,10 @@ extension IMAPClient {
             return t
         case .tagged(let t):
             throw IMAPError.protocolViolation(server: endpoint.description, detail: "a response for tag \(t.tag) while waiting for \(tag)")
-        case .fetchBegan, .fetchAttribute, .fetchBodyBegan, .fetchBodyBytes, .fetchBodyEnded, .fetchEnded:
+        case .fetchBegan, .fetchAttribute, .fetchBodyBegan, .fetchBodyBytes, .fetchBodyEnded, .fetchBodyNil, .fetchEnded:
             try onFetch(event)
+        case let .unreadable(u):
+            try passOver(u, during: name)
         case let .untagged(u):
             try noteUntagged(u)
             try onUntagged(u)
@@ -61,7 +64,37 @@ extension IMAPClient {
     }
 
     func handleUnsolicited(_ event: IMAPResponseEvent) throws {
-        if case let .untagged(u) = event { try noteUntagged(u) }
+        switch event {
+        case let .untagged(u): try noteUntagged(u)
+        case let .unreadable(u): try passOver(u, during: nil)
+        default: break
+        }
+    }
+
+    /// An untagged response the parser could not read: logged and passed over, as a fetcher needs
+    /// nothing it cannot read there, unless it is what the command asked for. A FETCH during UID
+    /// FETCH may be a message we wanted, a LIST a folder, a SEARCH the UIDs a deletion is judged
+    /// by, an EXISTS whether a mailbox has mail: passing over one could lose or hide mail, so that
+    /// is an error, and the connection, out of step with the command, is closed.
+    func passOver(_ u: UnreadableResponse, during command: String?) throws {
+        if let name = u.name, let command, Self.answers(to: command).contains(name) {
+            connection.closeNow()
+            throw IMAPError.protocolViolation(server: endpoint.description,
+                                              detail: "an unreadable \(name) response to \(command) (\(u.problem)): \(u.text)")
+        }
+        trace.logger.warning("\(endpoint.description): passing over a response it cannot read (\(u.problem)): \(u.text)")
+    }
+
+    /// The untagged responses that carry what a command asks for.
+    static func answers(to command: String) -> Set<String> {
+        switch command {
+        case "UID FETCH": return ["FETCH"]
+        case "LIST": return ["LIST"]
+        case "UID SEARCH": return ["SEARCH", "ESEARCH"]
+        case "STATUS": return ["STATUS"]
+        case "SELECT", "EXAMINE": return ["EXISTS"]
+        default: return []
+        }
     }
 
     static func name(of command: IMAPCommand) -> String {

@@ -41,7 +41,7 @@ public final class POP3Client {
             parser.expect(.lines)
             _ = try await status(command: "CAPA")
             var caps: [String] = []
-            while case let .line(l) = try await nextEvent() { caps.append(l) }
+            while case let .line(l) = try await nextEvent() { caps.append(l.text) }
             capabilities = caps
         } catch let e as POP3Error {
             if case .commandFailed = e { capabilities = []; return }  // a server without CAPA
@@ -71,29 +71,33 @@ public final class POP3Client {
 
     /// `LIST`: message number → size.
     public func list() async throws -> [(number: Int, size: Int)] {
-        try await listing("LIST").compactMap { n, rest in Int(rest).map { (n, $0) } }
+        try await listing("LIST").compactMap { n, rest in Int(String(decoding: rest, as: UTF8.self)).map { (n, $0) } }
     }
 
-    /// `UIDL`: message number → unique id; nil when the server has no UIDL.
-    public func uidl() async throws -> [(number: Int, uid: String)]? {
+    /// `UIDL`: message number → unique id, as the bytes sent; nil when the server has no UIDL.
+    public func uidl() async throws -> [(number: Int, uid: POP3UniqueID)]? {
         do {
-            return try await listing("UIDL").map { ($0.0, $0.1) }
+            return try await listing("UIDL").map { ($0.0, POP3UniqueID(bytes: $0.1)) }
         } catch let POP3Error.commandFailed(_, command, _, _) where command == "UIDL" {
             return nil
         }
     }
 
-    private func listing(_ command: String) async throws -> [(Int, String)] {
+    /// `n rest` lines: spaces before the number are skipped and `rest` is what follows the one
+    /// space after it, as the listing has always been read (ledgers hold ids read this way).
+    private func listing(_ command: String) async throws -> [(Int, [UInt8])] {
         try await send(command)
         parser.expect(.lines)
         _ = try await status(command: command)
-        var out: [(Int, String)] = []
+        var out: [(Int, [UInt8])] = []
         while case let .line(l) = try await nextEvent() {
-            let parts = l.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, let n = Int(parts[0]) else {
-                throw POP3Error.protocolViolation(server: endpoint.description, detail: "\(command) line '\(l.prefix(60))'")
+            let b = l.bytes
+            let start = b.firstIndex { $0 != 0x20 } ?? b.endIndex
+            let space = b[start...].firstIndex(of: 0x20) ?? b.endIndex
+            guard space < b.endIndex, space + 1 < b.endIndex, let n = Int(String(decoding: b[start..<space], as: UTF8.self)) else {
+                throw POP3Error.protocolViolation(server: endpoint.description, detail: "\(command) line '\(l.text.prefix(60))'")
             }
-            out.append((n, String(parts[1])))
+            out.append((n, Array(b[(space + 1)...])))
         }
         return out
     }

@@ -13,11 +13,21 @@ final class TranscriptServer: Sendable {
         case server(String)
         /// What the client must send, without CRLF.
         case client(String)
+        /// What the client's line must begin with: for a line that carries a random nonce.
+        case clientStarting(String)
+        /// What the server writes, made from the client's last line: a SCRAM server-first must
+        /// carry the client's nonce.
+        case serverAnswering(@Sendable (String) -> String)
+        /// The server closes the connection (after what it wrote before).
+        case serverCloses
 
         var description: String {
             switch self {
             case let .server(s): return "S: \(s)"
             case let .client(c): return "C: \(c)"
+            case let .clientStarting(c): return "C: \(c)…"
+            case .serverAnswering: return "S: (made from the client's line)"
+            case .serverCloses: return "S: (closes the connection)"
             }
         }
     }
@@ -68,6 +78,7 @@ final class TranscriptServer: Sendable {
         var transcript: [Line]
         let ended: EventLoopPromise<[String]>
         var line: [UInt8] = []
+        var lastClientLine = ""
         var deviations: [String] = []
 
         init(transcript: [Line], ended: EventLoopPromise<[String]>) {
@@ -85,10 +96,15 @@ final class TranscriptServer: Sendable {
                 guard line.suffix(2) == [0x0D, 0x0A] else { continue }
                 let sent = String(decoding: line.dropLast(2), as: UTF8.self)
                 line = []
-                if case let .client(expected)? = transcript.first {
+                lastClientLine = sent
+                switch transcript.first {
+                case let .client(expected)?:
                     transcript.removeFirst()
                     if sent != expected { deviations.append("expected C: \(expected), got C: \(sent)") }
-                } else {
+                case let .clientStarting(prefix)?:
+                    transcript.removeFirst()
+                    if !sent.hasPrefix(prefix) { deviations.append("expected C: \(prefix)…, got C: \(sent)") }
+                default:
                     deviations.append("unexpected C: \(sent)")
                 }
                 writeServerLines(context: context)
@@ -97,17 +113,30 @@ final class TranscriptServer: Sendable {
 
         func channelInactive(context: ChannelHandlerContext) {
             if !line.isEmpty { deviations.append("an unended line C: \(String(decoding: line.prefix(60), as: UTF8.self))") }
-            for case let .client(expected) in transcript { deviations.append("the client never sent C: \(expected)") }
+            for l in transcript {
+                switch l {
+                case .client, .clientStarting: deviations.append("the client never sent \(l)")
+                case .server, .serverAnswering, .serverCloses: break
+                }
+            }
             ended.succeed(deviations)
         }
 
         private func writeServerLines(context: ChannelHandlerContext) {
             var out = ByteBuffer()
-            while case let .server(s)? = transcript.first {
+            var hangUp = false
+            lines: while let next = transcript.first {
+                switch next {
+                case let .server(s): out.writeString(s + "\r\n")
+                case let .serverAnswering(make): out.writeString(make(lastClientLine) + "\r\n")
+                case .serverCloses: hangUp = true
+                case .client, .clientStarting: break lines
+                }
                 transcript.removeFirst()
-                out.writeString(s + "\r\n")
+                if hangUp { break }
             }
             if out.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+            if hangUp { context.close(promise: nil) }
         }
     }
 }

@@ -136,6 +136,7 @@ let package = Package(
                 "LedgerSQLite",
                 "TransferEngine",
                 "Drivers",
+                "MailTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -12,6 +12,9 @@ public struct EndpointSettings: Sendable {
     public var passwordVariable: String
     /// SMTP targets: the envelope recipient (`--envelope-to`, `envelope_to`).
     public var envelopeTo: String?
+    /// The ways to log in, in the order to try them (`auth_mechanisms`,
+    /// `--source-auth-mechanisms`); nil for every way both sides have, strongest first.
+    public var loginMethods: [LoginMethod]?
 
     public init(passwordVariable: String) {
         self.passwordVariable = passwordVariable
@@ -23,7 +26,8 @@ public struct EndpointSettings: Sendable {
         case .imaps, .pop3s, .smtps: mode = .implicit
         default: mode = tls == "none" ? .none : .startTLS
         }
-        return ServerEndpoint(host: url.host, port: url.port, tls: mode, caFile: caFile.map { ($0 as NSString).expandingTildeInPath })
+        return ServerEndpoint(host: url.host, port: url.port, tls: mode, caFile: caFile.map { ($0 as NSString).expandingTildeInPath },
+                              loginMethods: loginMethods)
     }
 
     /// The password is read now, so that a missing file or a failing command is reported before

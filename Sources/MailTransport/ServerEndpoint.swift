@@ -18,15 +18,20 @@ public struct ServerEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var connectTimeout: Duration
     /// How long a read may wait for the server before the connection is given up.
     public var readTimeout: Duration
+    /// The ways to log in and their order (`auth_mechanisms`); nil for every way both sides have,
+    /// strongest first (see `LoginStateMachine`).
+    public var loginMethods: [LoginMethod]?
 
     public init(host: String, port: Int, tls: TLSMode, caFile: String? = nil,
-                connectTimeout: Duration = .seconds(15), readTimeout: Duration = .seconds(120)) {
+                connectTimeout: Duration = .seconds(15), readTimeout: Duration = .seconds(120),
+                loginMethods: [LoginMethod]? = nil) {
         self.host = host
         self.port = port
         self.tls = tls
         self.caFile = caFile
         self.connectTimeout = connectTimeout
         self.readTimeout = readTimeout
+        self.loginMethods = loginMethods
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

@@ -6,6 +6,7 @@ import LedgerSQLite
 import TransferEngine
 import Foundation
 import Logging
+import MailTransport
 import Synchronization
 
 extension Mailfunnel {
@@ -64,6 +65,12 @@ extension Mailfunnel {
         @Option(name: .long, help: ArgumentHelp("For an smtp:// target: the envelope recipient.", valueName: "address"))
         var envelopeTo: String?
 
+        @Option(name: .long, help: ArgumentHelp("Log in to the source only in these ways, tried in this order, comma-separated (SCRAM-SHA-256, PLAIN, CRAM-MD5, LOGIN, OAUTHBEARER, XOAUTH2, APOP; default: all the server offers, strongest first).", valueName: "a,b"))
+        var sourceAuthMechanisms: String?
+
+        @Option(name: .long, help: ArgumentHelp("Log in to the target only in these ways, tried in this order, comma-separated (as --source-auth-mechanisms).", valueName: "a,b"))
+        var targetAuthMechanisms: String?
+
         @Flag(name: .long, help: "List what would be delivered; change nothing.")
         var dryRun = false
 
@@ -102,6 +109,19 @@ extension Mailfunnel {
             if let a = afterDelivery, Disposal(rawValue: a) == nil {
                 throw ValidationError("--after-delivery must be keep, mark-seen or delete, not '\(a)'")
             }
+            _ = try Self.loginMethods(sourceAuthMechanisms, option: "--source-auth-mechanisms")
+            _ = try Self.loginMethods(targetAuthMechanisms, option: "--target-auth-mechanisms")
+        }
+
+        /// `PLAIN,LOGIN` as login methods; nil when the option is not given.
+        static func loginMethods(_ list: String?, option: String) throws -> [LoginMethod]? {
+            guard let list else { return nil }
+            let names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !names.isEmpty else { throw ValidationError("\(option) needs at least one of \(LoginMethod.names.joined(separator: ", "))") }
+            switch LoginMethod.parse(names) {
+            case let .success(methods): return methods
+            case let .failure(unknown): throw ValidationError("\(option): \(unknown)")
+            }
         }
 
         func run() async throws {
@@ -125,6 +145,8 @@ extension Mailfunnel {
             base.mailboxes = folders.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             if let batchMessages { base.limits = TransferStateMachine.Limits(maxMessages: batchMessages) }
             let stop = stopAfterEffect.map(EffectStop.init)
+            let sourceLogin = try Self.loginMethods(sourceAuthMechanisms, option: "--source-auth-mechanisms")
+            let targetLogin = try Self.loginMethods(targetAuthMechanisms, option: "--target-auth-mechanisms")
 
             var jobs: [ImportJob]
             var ledgerPath = common.ledger
@@ -136,6 +158,8 @@ extension Mailfunnel {
                     if afterDelivery != nil { j.options.disposal = base.disposal }
                     if let caFile { j.sourceSettings.caFile = caFile; j.targetSettings.caFile = caFile }
                     if let envelopeTo { j.targetSettings.envelopeTo = envelopeTo }
+                    if let methods = sourceLogin { j.sourceSettings.loginMethods = methods }
+                    if let methods = targetLogin { j.targetSettings.loginMethods = methods }
                     return j
                 }
                 ledgerPath = ledgerPath ?? c.ledger
@@ -144,11 +168,13 @@ extension Mailfunnel {
                 sourceSettings.secret = Config.Secret(file: sourcePasswordFile, command: sourcePasswordCommand)
                 sourceSettings.caFile = caFile
                 sourceSettings.tls = tls
+                sourceSettings.loginMethods = sourceLogin
                 var targetSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD")
                 targetSettings.secret = Config.Secret(file: targetPasswordFile, command: targetPasswordCommand)
                 targetSettings.caFile = caFile
                 targetSettings.tls = tls
                 targetSettings.envelopeTo = envelopeTo
+                targetSettings.loginMethods = targetLogin
                 jobs = [try await ImportJob.resolving(source: GivenEndpoint(source!, settings: sourceSettings),
                                                       target: GivenEndpoint(target!, settings: targetSettings), options: base)]
             }

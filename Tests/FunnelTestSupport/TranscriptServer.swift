@@ -17,6 +17,11 @@ public final class TranscriptServer: Sendable {
         case serverCloses
         /// What the client must send, without CRLF.
         case client(String)
+        /// What the client's line must begin with: for a line that carries a random nonce.
+        case clientStarting(String)
+        /// What the server writes, made from the client's last line: a SCRAM server-first must
+        /// carry the client's nonce.
+        case serverAnswering(@Sendable (String) -> String)
 
         public var description: String {
             switch self {
@@ -24,6 +29,8 @@ public final class TranscriptServer: Sendable {
             case let .serverBytes(s): return "S: <\(s.utf8.count) bytes>"
             case .serverCloses: return "S: <closes the connection>"
             case let .client(c): return "C: \(c)"
+            case let .clientStarting(c): return "C: \(c)…"
+            case .serverAnswering: return "S: (made from the client's line)"
             }
         }
     }
@@ -99,6 +106,7 @@ public final class TranscriptServer: Sendable {
         var transcript: [Line]
         let ended: EventLoopPromise<[String]>
         var line: [UInt8] = []
+        var lastClientLine = ""
         var deviations: [String] = []
         var closing = false
 
@@ -118,10 +126,15 @@ public final class TranscriptServer: Sendable {
                 guard line.suffix(2) == [0x0D, 0x0A] else { continue }
                 let sent = String(decoding: line.dropLast(2), as: UTF8.self)
                 line = []
-                if case let .client(expected)? = transcript.first {
+                lastClientLine = sent
+                switch transcript.first {
+                case let .client(expected)?:
                     transcript.removeFirst()
                     if sent != expected { deviations.append("expected C: \(expected), got C: \(sent)") }
-                } else {
+                case let .clientStarting(prefix)?:
+                    transcript.removeFirst()
+                    if !sent.hasPrefix(prefix) { deviations.append("expected C: \(prefix)…, got C: \(sent)") }
+                default:
                     deviations.append("unexpected C: \(sent)")
                 }
                 writeServerLines(context: context)
@@ -131,7 +144,12 @@ public final class TranscriptServer: Sendable {
 
         func channelInactive(context: ChannelHandlerContext) {
             if !line.isEmpty { deviations.append("an unended line C: \(String(decoding: line.prefix(60), as: UTF8.self))") }
-            for case let .client(expected) in transcript { deviations.append("the client never sent C: \(expected)") }
+            for l in transcript {
+                switch l {
+                case .client, .clientStarting: deviations.append("the client never sent \(l)")
+                case .server, .serverBytes, .serverAnswering, .serverCloses: break
+                }
+            }
             ended.succeed(deviations)
         }
 
@@ -141,8 +159,9 @@ public final class TranscriptServer: Sendable {
                 switch next {
                 case let .server(s): out.writeString(s + "\r\n")
                 case let .serverBytes(s): out.writeString(s)
+                case let .serverAnswering(make): out.writeString(make(lastClientLine) + "\r\n")
                 case .serverCloses: closing = true
-                case .client: break loop
+                case .client, .clientStarting: break loop
                 }
                 transcript.removeFirst()
                 if closing { break }

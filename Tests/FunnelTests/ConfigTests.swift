@@ -3,6 +3,7 @@ import Drivers
 @testable import Funnel
 import FunnelModel
 import FunnelTestSupport
+import MailTransport
 import TransferEngine
 import Testing
 
@@ -103,7 +104,35 @@ struct ConfigTests {
                   line: 2, key: nil, says: "not valid TOML"),
         BadConfig(name: "unknown table", text: "[deamon]\npoll_interval = \"5m\"\n",
                   line: 1, key: "deamon", says: "did you mean 'daemon'"),
+        BadConfig(name: "unknown login mechanism", text: "[targets.t]\nurl = \"imaps://me@host\"\nauth_mechanisms = [\"PLAIN\", \"DIGEST-MD5\"]\n",
+                  line: 3, key: "targets.t.auth_mechanisms", says: "'DIGEST-MD5' is not a login mechanism MailFunnel knows (known: SCRAM-SHA-256, "),
+        BadConfig(name: "login mechanisms not a list", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\nauth_mechanisms = \"PLAIN\"\n",
+                  line: 7, key: "accounts[0].auth_mechanisms", says: "expected a list of names such as [\"PLAIN\"]"),
+        BadConfig(name: "no login mechanism", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\nauth_mechanisms = []\n",
+                  line: 7, key: "accounts[0].auth_mechanisms", says: "is empty"),
     ]
+
+    /// `auth_mechanisms` on an account (its source) and on a target reach the endpoints the
+    /// clients log in to, in the order given.
+    @Test func authMechanismsReachTheEndpoints() throws {
+        let text = """
+            [targets.home]
+            url = "imaps://me@mail.example.org/INBOX"
+            auth_mechanisms = ["PLAIN"]
+
+            [[accounts]]
+            name = "mailutils"
+            source = "pop3s://jean@pop.example.net"
+            auth_mechanisms = ["login", "SCRAM-SHA-256"]
+            target = "home"
+            """
+        let c = try Config.parse(text, file: "mf.toml")
+        let job = try #require(try c.importJobs(accounts: [], base: TransferOptions()).first)
+        #expect(try job.sourceSettings.endpoint(for: job.source, who: "a").loginMethods == [.sasl(.login), .command, .sasl(.scramSHA256)])
+        #expect(try job.targetSettings.endpoint(for: job.target, who: "t").loginMethods == [.sasl(.plain)])
+        let plain = try Config.parse("[targets.t]\nurl = \"imaps://me@host\"\n", file: "mf.toml")
+        #expect(plain.targets["t"]?.loginMethods == nil)
+    }
 
     @Test(arguments: bad)
     func namesFileLineAndKey(_ f: BadConfig) throws {

@@ -62,11 +62,11 @@ extension Dovecot {
     /// A provider with nothing new to offer (a password) is not tried twice: the refusal stands.
     @Test func aRefusalWithNothingRenewedStands() async throws {
         let none = RenewingCredentials(user: "source", stale: "wrong", fresh: nil)
-        await #expect(throws: IMAPError.self) {
+        await #expect(throws: LoginFailure.self) {
             _ = try await IMAPClient.open(try endpoint("MF_IMAPS_PORT", .implicit), login: none, logger: logger)
         }
         #expect(none.asked.withLock { $0 } == 1 && none.renewals.withLock { $0 } == 1)
-        await #expect(throws: IMAPError.self) {
+        await #expect(throws: LoginFailure.self) {
             _ = try await IMAPClient.open(try endpoint("MF_IMAPS_PORT", .implicit),
                                           login: FixedCredentials(Credentials(user: "source", password: "wrong")), logger: logger)
         }

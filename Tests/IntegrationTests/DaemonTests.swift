@@ -191,6 +191,10 @@ extension Dovecot {
         await src.logout()
         let took = try await eventually(within: 10) { (try? maildirMessages("\(dir)/Local").count) == 3 }
         #expect(took != nil, "log: \(daemon.output)")
+        // The bad password is refused once for each way that could still let it in (SCRAM-SHA-256,
+        // PLAIN, CRAM-MD5), each refusal after Dovecot's failure delay.
+        let refused = try await eventually(within: 10) { daemon.output.contains("next attempt in") }
+        #expect(refused != nil, "log: \(daemon.output)")
         #expect(daemon.process.isRunning)
         #expect(daemon.stop() == 0)
         #expect(daemon.output.contains("login as other refused"))

@@ -1,3 +1,4 @@
+import Foundation
 import FunnelTestSupport
 import Logging
 @testable import MailTransport
@@ -9,6 +10,8 @@ struct LoginTranscript: Sendable, CustomTestStringConvertible {
     var name: String
     var tls: TLSMode = .none
     var credentials = LoginTranscript.jean
+    /// The endpoint's `loginMethods` (`auth_mechanisms`).
+    var loginMethods: [LoginMethod]? = nil
     var lines: [TranscriptServer.Line]
     /// The error the opening fails with, from the server's description; nil when it opens.
     var error: @Sendable (_ server: String) -> (any Error & Equatable)? = { _ in nil }
@@ -23,7 +26,8 @@ struct LoginTranscript: Sendable, CustomTestStringConvertible {
     func play(_ open: (ServerEndpoint, Credentials) async throws -> Void) async throws {
         let server = try await TranscriptServer.start(lines)
         defer { server.stop() }
-        let endpoint = ServerEndpoint(host: "127.0.0.1", port: server.port, tls: tls, readTimeout: .seconds(10))
+        let endpoint = ServerEndpoint(host: "127.0.0.1", port: server.port, tls: tls, readTimeout: .seconds(10),
+                                      loginMethods: loginMethods)
         let expected = error(server.endpointDescription)
         do {
             try await open(endpoint, credentials)
@@ -37,6 +41,22 @@ struct LoginTranscript: Sendable, CustomTestStringConvertible {
         }
         let deviations = try await server.deviations()
         #expect(deviations == [])
+    }
+
+    /// `base64("n,,n=jean,r=")`: how jean's SCRAM client-first begins, before its random nonce.
+    static let scramClientFirst = "biwsbj1qZWFuLHI9"
+    /// `base64("c=biws,r=")`: how a SCRAM client-final begins.
+    static let scramClientFinal = "Yz1iaXdzLHI9"
+
+    /// A SCRAM-SHA-256 server-first (RFC 5802 §7) for the client-first that ends `line` (base64,
+    /// after the last space), extending the client's nonce; `prefix` is the protocol's (`334 `, `+ `).
+    static func scramServerFirst(_ prefix: String) -> @Sendable (String) -> String {
+        { line in
+            let clientFirst = String(decoding: Data(base64Encoded: String(line.split(separator: " ").last ?? "")) ?? Data(), as: UTF8.self)
+            let nonce = clientFirst.components(separatedBy: "r=").last ?? ""
+            let serverFirst = "r=\(nonce)SeRvEr,s=\(Data("salt".utf8).base64EncodedString()),i=4096"
+            return prefix + Data(serverFirst.utf8).base64EncodedString()
+        }
     }
 
     static func same(_ expected: any Error & Equatable, _ actual: any Error) -> Bool {

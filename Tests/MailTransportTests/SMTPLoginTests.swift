@@ -49,8 +49,8 @@ import Testing
             .client("AUTH PLAIN AGplYW4AczNjcmV0"),
             .server("535 5.7.8 Error: authentication failed"),
         ], error: {
-            SMTPError.authenticationFailed(server: $0, user: "jean",
-                                           reply: SMTPReply(code: 535, enhanced: "5.7.8", lines: ["Error: authentication failed"]))
+            LoginFailure(server: $0, user: "jean", attempts: [LoginAttempt(method: "PLAIN", answer: "535 5.7.8 Error: authentication failed")],
+                         ending: .refused)
         }),
         LoginTranscript(name: "no mechanism in common", lines: [
             .server("220 mx.test ESMTP"),
@@ -63,6 +63,77 @@ import Testing
             SMTPError.rejected(server: $0, command: "greeting", reply: SMTPReply(code: 554, enhanced: "5.3.2", lines: ["not now"]))
         }),
     ]
+
+    static let fallbacks: [LoginTranscript] = [
+        LoginTranscript(name: "SCRAM-SHA-256 refused (535), then PLAIN", lines: [
+            .server("220 mx.test ESMTP"),
+            .client("EHLO client.test"),
+            .server("250-mx.test"), .server("250 AUTH SCRAM-SHA-256 PLAIN LOGIN"),
+            .clientStarting("AUTH SCRAM-SHA-256 " + LoginTranscript.scramClientFirst),
+            .server("535 5.7.8 Error: authentication failed"),
+            .client("AUTH PLAIN AGplYW4AczNjcmV0"),
+            .server("235 2.7.0 Authentication successful"),
+            .client("QUIT"),
+            .server("221 2.0.0 Bye"),
+        ]),
+        LoginTranscript(name: "a mechanism the server does not take (504) says nothing of the password", lines: [
+            .server("220 mx.test ESMTP"),
+            .client("EHLO client.test"),
+            .server("250-mx.test"), .server("250 AUTH PLAIN LOGIN"),
+            .client("AUTH PLAIN AGplYW4AczNjcmV0"),
+            .server("504 5.5.4 Unrecognized authentication type"),
+            .client("AUTH LOGIN"),
+            .server("334 VXNlcm5hbWU6"),
+            .client("amVhbg=="),
+            .server("334 UGFzc3dvcmQ6"),
+            .client("czNjcmV0"),
+            .server("235 2.7.0 Authentication successful"),
+            .client("QUIT"),
+            .server("221 2.0.0 Bye"),
+        ]),
+        LoginTranscript(name: "454 is temporary: nothing else is tried", lines: [
+            .server("220 mx.test ESMTP"),
+            .client("EHLO client.test"),
+            .server("250-mx.test"), .server("250 AUTH SCRAM-SHA-256 PLAIN"),
+            .clientStarting("AUTH SCRAM-SHA-256 " + LoginTranscript.scramClientFirst),
+            .server("454 4.7.0 Temporary authentication failure"),
+        ], error: {
+            SMTPError.rejected(server: $0, command: "AUTH",
+                               reply: SMTPReply(code: 454, enhanced: "4.7.0", lines: ["Temporary authentication failure"]))
+        }),
+        LoginTranscript(name: "every way refused, each named with its answer", lines: [
+            .server("220 mx.test ESMTP"),
+            .client("EHLO client.test"),
+            .server("250-mx.test"), .server("250 AUTH SCRAM-SHA-256 PLAIN LOGIN"),
+            .clientStarting("AUTH SCRAM-SHA-256 " + LoginTranscript.scramClientFirst),
+            .server("535 5.7.8 Error: authentication failed"),
+            .client("AUTH PLAIN AGplYW4AczNjcmV0"),
+            .server("535 5.7.8 Error: authentication failed"),
+        ], error: {
+            LoginFailure(server: $0, user: "jean", attempts: [
+                LoginAttempt(method: "SCRAM-SHA-256", answer: "535 5.7.8 Error: authentication failed"),
+                LoginAttempt(method: "PLAIN", answer: "535 5.7.8 Error: authentication failed"),
+            ], ending: .refused, notTried: ["LOGIN"])
+        }),
+        // A 235 right after SCRAM's client-final: the server never proved it knows the password.
+        // IMAP and POP3 refused this already; SMTP took it.
+        LoginTranscript(name: "a 235 without SCRAM's server signature is refused, and nothing else is tried", lines: [
+            .server("220 mx.test ESMTP"),
+            .client("EHLO client.test"),
+            .server("250-mx.test"), .server("250 AUTH SCRAM-SHA-256 PLAIN"),
+            .clientStarting("AUTH SCRAM-SHA-256 " + LoginTranscript.scramClientFirst),
+            .serverAnswering(LoginTranscript.scramServerFirst("334 ")),
+            .clientStarting(LoginTranscript.scramClientFinal),
+            .server("235 2.7.0 Authentication successful"),
+        ], error: {
+            LoginFailure(server: $0, user: "jean", attempts: [LoginAttempt(method: "SCRAM-SHA-256", answer: "accepted with no server signature")],
+                         ending: .serverUnverified)
+        }),
+    ]
+
+    @Test(arguments: fallbacks) func fallsBack(_ transcript: LoginTranscript) async throws {
+        try await opens(transcript)
+    }
 
     @Test(arguments: transcripts) func opens(_ transcript: LoginTranscript) async throws {
         try await transcript.play { endpoint, credentials in

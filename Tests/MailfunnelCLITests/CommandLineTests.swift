@@ -192,6 +192,9 @@ struct CommandLineTests {
         (["frobnicate"], "Unexpected argument"),
         (["import", "maildir:/tmp/same", "maildir:/tmp/same/"], "is the source"),
         (["import", "imaps://jean@mail.example.org", "imaps://Jean@mail.example.org/Archive"], "same account as the source"),
+        (["import", "imaps://jean@imap.example.net", "maildir:/tmp/y", "--source-auth-mechanisms", "PLAIN,GSSAPI"],
+         "--source-auth-mechanisms: 'GSSAPI' is not a login mechanism MailFunnel knows"),
+        (["import", "mbox:/tmp/x", "imaps://me@mail.example.org", "--target-auth-mechanisms", ","], "--target-auth-mechanisms needs at least one"),
     ])
     func usageErrorsExit64(arguments: [String], says: String) throws {
         let r = try run(arguments)

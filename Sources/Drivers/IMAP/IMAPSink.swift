@@ -61,8 +61,7 @@ public final class IMAPSink: MailSink {
         if mailbox.uppercased() == "INBOX" { return "INBOX" }
         let d = String(delimiter ?? "/")
         let translated = mailbox.split(separator: "/", omittingEmptySubsequences: true).joined(separator: d)
-        // Modified UTF-7 works everywhere; raw UTF-8 names would need ENABLE UTF8=ACCEPT (RFC 6855).
-        return ModifiedUTF7.encode(translated)
+        return c.wireName(translated)
     }
 
     public func prepare(mailbox: String) async throws -> TargetWatermark {

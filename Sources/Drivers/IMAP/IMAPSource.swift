@@ -11,8 +11,9 @@ import NIOCore
 /// bodies streamed into spools: one UID FETCH for a batch and the batches after it when nothing
 /// else needs the session in between (a window, read a batch per call), else one per batch.
 ///
-/// Mailbox names are given to the engine decoded (modified UTF-7 undone) with `/` as the hierarchy
-/// separator, whatever the server's delimiter, so a target can rebuild the tree its own way.
+/// Mailbox names are given to the engine decoded (modified UTF-7 undone, unless UTF8=ACCEPT is
+/// enabled and they come as UTF-8) with `/` as the hierarchy separator, whatever the server's
+/// delimiter, so a target can rebuild the tree its own way.
 public final class IMAPSource: MailSource {
     public let url: MailURL
     let endpoint: ServerEndpoint
@@ -52,6 +53,9 @@ public final class IMAPSource: MailSource {
     func session() async throws -> IMAPClient {
         if let client { return client }
         let c = try await IMAPClient.open(endpoint, login: login, logger: logger)
+        if (c.has("UTF8=ACCEPT") || c.has("UTF8=ONLY")) && !c.utf8Enabled {
+            logger.warning("\(identity) offers UTF8=ACCEPT but refused to enable it: messages whose header holds UTF-8 may be served as the server's stand-ins")
+        }
         client = c
         return c
     }
@@ -76,7 +80,7 @@ public final class IMAPSource: MailSource {
         let entries = try await c.list()
         var names: [String] = []
         for e in entries where e.isSelectable {
-            var decoded = ModifiedUTF7.decode(e.name) ?? e.name
+            var decoded = c.mailboxName(fromWire: e.name)
             if let d = e.delimiter, d != "/" { decoded = decoded.replacingOccurrences(of: String(d), with: "/") }
             if decoded.uppercased() == "INBOX" { decoded = "INBOX" }
             wireNames[decoded] = e.name
@@ -95,7 +99,7 @@ public final class IMAPSource: MailSource {
     }
 
     private func wire(_ mailbox: String) -> String {
-        wireNames[mailbox] ?? ModifiedUTF7.encode(mailbox)
+        wireNames[mailbox] ?? client?.wireName(mailbox) ?? ModifiedUTF7.encode(mailbox)
     }
 
     public func select(mailbox: String) async throws -> MailboxInfo {

@@ -41,6 +41,9 @@ public final class POP3Source: MailSource {
         if let days = c.expireDays {
             logger.warning("\(identity) announces EXPIRE \(days): it deletes retrieved messages \(days == 0 ? "at once" : "after \(days) days") whatever MailFunnel's after_delivery says")
         }
+        if c.has("UTF8") && !c.utf8Enabled {
+            logger.warning("\(identity) offers UTF8 but refused it: messages whose header holds UTF-8 may be served as the server's notices in their place")
+        }
         client = c
         return c
     }

@@ -3,6 +3,7 @@ import TransferEngine
 import Drivers
 import FunnelModel
 import Foundation
+import MailTransport
 import TOMLKit
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,8 @@ public struct Config: Sendable {
         public var tls: String?
         public var envelopeTo: String?
         public var folder: String?
+        /// `auth_mechanisms`: the ways to log in, in order; nil for all.
+        public var loginMethods: [LoginMethod]?
         public var line: Int?
     }
 
@@ -54,14 +57,18 @@ public struct Config: Sendable {
         public var idle = false
         public var caFile: String?
         public var tls: String?
+        /// `auth_mechanisms`: the ways to log in to the source, in order; nil for all.
+        public var loginMethods: [LoginMethod]?
         public var line: Int?
     }
 
     static let topKeys = ["ledger", "daemon", "targets", "accounts"]
     static let daemonKeys = ["poll_interval", "max_concurrent_accounts", "metrics_listen"]
-    static let targetKeys = ["url", "password_file", "password_command", "password", "ca_file", "tls", "envelope_to", "folder"]
+    static let targetKeys = ["url", "password_file", "password_command", "password", "ca_file", "tls", "envelope_to", "folder",
+                             "auth_mechanisms"]
     static let accountKeys = ["name", "source", "password_file", "password_command", "password", "target", "folder",
-                              "folders", "after_delivery", "delete_after", "poll_interval", "idle", "ca_file", "tls"]
+                              "folders", "after_delivery", "delete_after", "poll_interval", "idle", "ca_file", "tls",
+                              "auth_mechanisms"]
 
     /// Reads and checks a config file.
     public static func load(path: String) throws -> Config {
@@ -128,6 +135,7 @@ public struct Config: Sendable {
                 target.tls = try r.tls(t, section: section)
                 target.envelopeTo = try r.string(t, "envelope_to", section: section)
                 target.folder = try r.string(t, "folder", section: section)
+                target.loginMethods = try r.loginMethods(t, section: section)
                 target.line = locator.line(section: section, key: nil)
                 config.targets[name] = target
             }
@@ -172,6 +180,7 @@ public struct Config: Sendable {
                 account.idle = try r.bool(a, "idle", section: section) ?? false
                 account.caFile = try r.string(a, "ca_file", section: section)
                 account.tls = try r.tls(a, section: section)
+                account.loginMethods = try r.loginMethods(a, section: section)
                 account.line = locator.line(section: section, key: nil)
                 // Two accounts on one source would share its ledger records and race each other.
                 if let twin = config.accounts.first(where: { $0.source.description == account.source.description && $0.folders == account.folders }) {
@@ -252,6 +261,21 @@ public struct Config: Sendable {
                 throw error(section, "tls", "'\(v)' is not one of starttls, none")
             }
             return v
+        }
+
+        /// `auth_mechanisms = ["SCRAM-SHA-256", "PLAIN"]`: known names, at least one.
+        func loginMethods(_ t: TOMLTable, section: [String]) throws -> [LoginMethod]? {
+            if let v = t["auth_mechanisms"], v.array == nil {
+                throw error(section, "auth_mechanisms", "expected a list of names such as [\"PLAIN\"], found \(v.type)")
+            }
+            guard let names = try stringArray(t, "auth_mechanisms", section: section) else { return nil }
+            guard !names.isEmpty else {
+                throw error(section, "auth_mechanisms", "is empty; name at least one of \(LoginMethod.names.joined(separator: ", ")), or leave the key out for all")
+            }
+            switch LoginMethod.parse(names) {
+            case let .success(methods): return methods
+            case let .failure(unknown): throw error(section, "auth_mechanisms", unknown.description)
+            }
         }
 
         func secret(_ t: TOMLTable, section: [String]) throws -> Secret {

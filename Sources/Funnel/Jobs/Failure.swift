@@ -10,6 +10,9 @@ public func describeFailure(_ error: Error) -> (status: ExitStatus, message: Str
     case let e as FunnelError: return (e.exitStatus, e.description)
     case let e as TransferStopped:
         return (e.error.message.contains("the server closed") || e.error.message.contains("cannot connect") ? .unavailable : .temporaryFailure, e.description)
+    case let e as LoginFailure:
+        // Every way in was refused, or the server could not be trusted with one.
+        return (.noPermission, e.description)
     case let e as TransportError:
         // Connecting, TLS, a certificate, a downgrade: the server cannot be used as it is.
         return (.unavailable, e.description)

@@ -92,9 +92,11 @@ extension Config {
             job.sourceSettings.secret = account.secret
             job.sourceSettings.caFile = account.caFile
             job.sourceSettings.tls = account.tls
+            job.sourceSettings.loginMethods = account.loginMethods
             job.targetSettings.secret = target.secret
             job.targetSettings.caFile = target.caFile
             job.targetSettings.tls = target.tls
+            job.targetSettings.loginMethods = target.loginMethods
             job.targetSettings.envelopeTo = target.envelopeTo
             return job
         }

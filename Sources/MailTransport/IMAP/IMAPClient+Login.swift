@@ -2,20 +2,14 @@ import Foundation
 import IMAPCore
 import SASL
 
-/// Logging in: the strongest SASL mechanism both sides have (AUTHENTICATE, with SASL-IR when
-/// offered), else LOGIN, never in plain text unless the endpoint says `.none`.
-/// - SeeAlso: RFC 3501 §6.2, RFC 4959 (SASL-IR)
+/// Logging in: each way both sides have in turn (AUTHENTICATE, with SASL-IR when offered, then
+/// LOGIN), as `LoginStateMachine` says; then `ENABLE UTF8=ACCEPT` when offered.
+/// - SeeAlso: RFC 3501 §6.2, RFC 4959 (SASL-IR), RFC 6855
 extension IMAPClient {
-    /// Logs in with the strongest method both sides support: SCRAM-SHA-256, PLAIN, CRAM-MD5, then
-    /// LOGIN (never in plain text unless the endpoint says `.none`).
+    /// Logs in (after `connect`, which started TLS where the endpoint asks for it), trying the
+    /// endpoint's `loginMethods` or else every way both sides have, strongest first.
     public func login(_ credentials: Credentials) async throws {
-        do {
-            try await logInPreferringSASL(credentials)
-        } catch let IMAPError.commandFailed(server, _, status, _, text, _) where status == .no || status == .bad {
-            throw IMAPError.authenticationFailed(server: server, user: credentials.user, text: text)
-        }
-        // Servers usually send capabilities with the OK; if not, ask (they change after login).
-        if !has("IMAP4rev1") && !has("IMAP4rev2") { try await refreshCapabilities() }
+        try await logIn(credentials, exposingAllowed: true)
     }
 
     /// `AUTHENTICATE` with SASL-IR when offered.
@@ -53,8 +47,11 @@ extension IMAPClient: OpeningDialect {
         capabilities = []
     }
 
-    func logIn(_ credentials: Credentials) async throws {
-        try await login(credentials)
+    func logIn(_ credentials: Credentials, exposingAllowed: Bool) async throws {
+        try await logIn(credentials, choosing: endpoint.loginMethods, exposingAllowed: exposingAllowed)
+        // Servers usually send capabilities with the OK; if not, ask (they change after login).
+        if !has("IMAP4rev1") && !has("IMAP4rev2") { try await refreshCapabilities() }
+        try await enableUTF8()
     }
 }
 
@@ -64,6 +61,9 @@ extension IMAPClient: SASLDialect {
     }
 
     var sendsInitialResponseInCommand: Bool { has("SASL-IR") }
+
+    /// LOGIN, unless the server says LOGINDISABLED (it does before STARTTLS).
+    var ownLoginMethods: [LoginMethod] { has("LOGINDISABLED") ? [] : [.command] }
 
     func sendAuthenticationCommand(_ mechanism: SASLMechanism, initialResponse: [UInt8]?) async throws {
         let tag = nextTag()
@@ -80,9 +80,7 @@ extension IMAPClient: SASLDialect {
             case let .continuation(text):
                 return .challenge(text)
             case let .tagged(t) where t.tag == authenticationTag:
-                guard t.status == .ok else {
-                    return .refused(IMAPError.authenticationFailed(server: endpoint.description, user: user, text: t.text))
-                }
+                guard t.status == .ok else { return .refused(refusal(t, command: "AUTHENTICATE", user: user)) }
                 if case let .capability(caps)? = t.code { setCapabilities(caps) }
                 return .succeeded
             default:
@@ -109,16 +107,30 @@ extension IMAPClient: SASLDialect {
         return IMAPError.authenticationFailed(server: endpoint.description, user: user, text: "\(error)")
     }
 
-    func unverifiedServer(user: String) -> (any Error)? {
-        IMAPError.authenticationFailed(server: endpoint.description, user: user,
-                                       text: "the server did not prove it knows the password (no SCRAM server signature)")
+    func logIn(with method: LoginMethod, _ credentials: Credentials) async throws -> ServerRefusal? {
+        precondition(method == .command, "IMAP's own login is LOGIN")
+        do {
+            _ = try await run(.login(user: credentials.user, password: credentials.secret))
+            return nil
+        } catch let IMAPError.commandFailed(_, _, status, code, text, _) where status == .no || status == .bad {
+            return refusal(TaggedResponse(tag: "", status: status, code: code, text: text), command: "LOGIN", user: credentials.user)
+        }
     }
 
-    /// LOGIN, for a password, unless the server says LOGINDISABLED (it does before STARTTLS).
-    func logInWithoutSASL(_ credentials: Credentials) async throws {
-        guard credentials.kind == .password && !has("LOGINDISABLED") else {
-            throw IMAPError.noUsableMechanism(server: endpoint.description, offered: capabilities)
+    func noCommonMethod(_ credentials: Credentials) -> any Error {
+        IMAPError.noUsableMechanism(server: endpoint.description, offered: capabilities)
+    }
+
+    /// NO is a refusal of the credentials, BAD of the way (a mechanism the server does not take),
+    /// `NO [UNAVAILABLE]` the server's trouble (RFC 5530): temporary, a `commandFailed`.
+    func refusal(_ t: TaggedResponse, command: String, user: String) -> ServerRefusal {
+        let answer = "\(t.status.rawValue)\(t.code.map { " [\(IMAPError.describe($0))]" } ?? "") \(t.text)"
+        if t.status == .no, case .other(name: "UNAVAILABLE", _)? = t.code {
+            return ServerRefusal(kind: .temporary, answer: answer,
+                                 error: IMAPError.commandFailed(server: endpoint.description, command: command, status: t.status,
+                                                               code: t.code, text: t.text, mailbox: nil))
         }
-        _ = try await run(.login(user: credentials.user, password: credentials.secret))
+        return ServerRefusal(kind: t.status == .bad ? .method : .credentials, answer: answer,
+                             error: IMAPError.authenticationFailed(server: endpoint.description, user: user, text: t.text))
     }
 }

@@ -19,7 +19,7 @@ public enum IMAPError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .commandFailed(server, command, status, code, text, mailbox):
             let where_ = mailbox.map { " (mailbox \($0))" } ?? ""
-            let c = code.map { " [\($0)]" } ?? ""
+            let c = code.map { " [\(Self.describe($0))]" } ?? ""
             return "\(server): \(command)\(where_) failed: \(status.rawValue)\(c) \(text)"
         case let .authenticationFailed(server, user, text):
             return "\(server): login as \(user) refused: \(text)"
@@ -32,6 +32,13 @@ public enum IMAPError: Error, Equatable, CustomStringConvertible {
         case let .protocolViolation(server, detail):
             return "\(server): protocol error: \(detail)"
         }
+    }
+
+    /// A response code as the server wrote it, for codes kept by name (`AUTHENTICATIONFAILED`,
+    /// `UNAVAILABLE`); the others as their case reads.
+    static func describe(_ code: ResponseCode) -> String {
+        if case let .other(name, text) = code { return name + (text.map { " " + $0 } ?? "") }
+        return "\(code)"
     }
 
     /// The server's response code, when it gave one.

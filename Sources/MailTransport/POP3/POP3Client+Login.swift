@@ -27,17 +27,26 @@ extension POP3Client: OpeningDialect {
         capabilities = []
     }
 
-    /// SASL (RFC 5034) when a mechanism is in common, else USER/PASS, else APOP; a server's -ERR
-    /// becomes `POP3Error.authenticationFailed`.
-    func logIn(_ credentials: Credentials) async throws {
-        // RFC 6856: non-ASCII user names and passwords go as UTF-8 once UTF8 is enabled.
-        if has("UTF8") && (credentials.user + credentials.secret).utf8.contains(where: { $0 >= 0x80 }) {
-            _ = try await simple("UTF8")
-        }
+    /// Each way both sides have in turn (SASL, RFC 5034, then USER/PASS, then APOP), as
+    /// `LoginStateMachine` says; UTF8 (RFC 6856) whenever CAPA offers it.
+    func logIn(_ credentials: Credentials, exposingAllowed: Bool) async throws {
+        // RFC 6856 makes UTF8 a command of the AUTHORIZATION state (and UTF-8 credentials need
+        // it first). A server that refuses it then is asked again once logged in, as Courier
+        // takes it (Outlook sends it there). Without it a server may serve a generated notice in
+        // place of each message whose header holds UTF-8 (Courier does): a stub delivered and
+        // the original deleted.
+        if has("UTF8") { utf8Enabled = try await enableUTF8() }
+        try await logIn(credentials, choosing: endpoint.loginMethods, exposingAllowed: exposingAllowed)
+        if has("UTF8") && !utf8Enabled { utf8Enabled = try await enableUTF8() }
+    }
+
+    /// `UTF8`: whether the server took it (a refusal leaves the session as it was).
+    private func enableUTF8() async throws -> Bool {
         do {
-            try await logInPreferringSASL(credentials)
-        } catch let POP3Error.commandFailed(server, _, code, text) {
-            throw POP3Error.authenticationFailed(server: server, user: credentials.user, code: code, text: text)
+            _ = try await simple("UTF8")
+            return true
+        } catch POP3Error.commandFailed {
+            return false
         }
     }
 }
@@ -51,6 +60,21 @@ extension POP3Client: SASLDialect {
 
     var sendsInitialResponseInCommand: Bool { true }
 
+    /// USER/PASS when the server offers USER or has no APOP timestamp in its greeting; APOP when
+    /// it has one.
+    var ownLoginMethods: [LoginMethod] {
+        let stamp = apopTimestamp(inGreeting: greeting)
+        return (has("USER") || stamp == nil ? [.command] : []) + (stamp != nil ? [.apop] : [])
+    }
+
+    func name(of method: LoginMethod) -> String {
+        switch method {
+        case let .sasl(m): return m.rawValue
+        case .command: return "USER/PASS"
+        case .apop: return "APOP"
+        }
+    }
+
     func sendAuthenticationCommand(_ mechanism: SASLMechanism, initialResponse: [UInt8]?) async throws {
         let command = "AUTH \(mechanism.rawValue)" + (initialResponse.map { " " + (Data($0).base64EncodedString().isEmpty ? "=" : Data($0).base64EncodedString()) } ?? "")
         try await send(command, redacted: "AUTH \(mechanism.rawValue) <redacted>")
@@ -62,7 +86,7 @@ extension POP3Client: SASLDialect {
         case .ok:
             return .succeeded
         case let .err(code, text):
-            return .refused(POP3Error.authenticationFailed(server: endpoint.description, user: user, code: code, text: text))
+            return .refused(refusal(code: code, text: text, user: user))
         case let .challenge(text):
             return .challenge(text)
         default:
@@ -83,26 +107,40 @@ extension POP3Client: SASLDialect {
         error
     }
 
-    func unverifiedServer(user: String) -> (any Error)? {
-        POP3Error.authenticationFailed(server: endpoint.description, user: user, code: nil,
-                                       text: "the server did not prove it knows the password")
+    func logIn(with method: LoginMethod, _ credentials: Credentials) async throws -> ServerRefusal? {
+        do {
+            switch method {
+            case .command:
+                _ = try await simple("USER \(credentials.user)")
+                try await send("PASS \(credentials.secret)", redacted: "PASS <redacted>")
+                parser.expect(.single)
+                _ = try await status(command: "PASS")
+            case .apop:
+                let stamp = apopTimestamp(inGreeting: greeting) ?? ""
+                let digest = Insecure.MD5.hash(data: Array((stamp + credentials.secret).utf8)).map { String(format: "%02x", $0) }.joined()
+                try await send("APOP \(credentials.user) \(digest)", redacted: "APOP \(credentials.user) <redacted>")
+                parser.expect(.single)
+                _ = try await status(command: "APOP")
+            case .sasl:
+                preconditionFailure("SASL is not POP3's own login")
+            }
+            return nil
+        } catch let POP3Error.commandFailed(_, _, code, text) {
+            return refusal(code: code, text: text, user: credentials.user)
+        }
     }
 
-    /// USER/PASS when the server offers USER or has no APOP timestamp in its greeting, else APOP.
-    func logInWithoutSASL(_ credentials: Credentials) async throws {
-        if credentials.kind == .password && (has("USER") || apopTimestamp(inGreeting: greeting) == nil) {
-            _ = try await simple("USER \(credentials.user)")
-            try await send("PASS \(credentials.secret)", redacted: "PASS <redacted>")
-            parser.expect(.single)
-            _ = try await status(command: "PASS")
-        } else if credentials.kind == .password, let stamp = apopTimestamp(inGreeting: greeting) {
-            let digest = Insecure.MD5.hash(data: Array((stamp + credentials.secret).utf8)).map { String(format: "%02x", $0) }.joined()
-            try await send("APOP \(credentials.user) \(digest)", redacted: "APOP \(credentials.user) <redacted>")
-            parser.expect(.single)
-            _ = try await status(command: "APOP")
-        } else {
-            throw POP3Error.authenticationFailed(server: endpoint.description, user: credentials.user, code: nil,
-                                                 text: "no login method in common (the server offers: \(capabilities.joined(separator: ", ")))")
-        }
+    func noCommonMethod(_ credentials: Credentials) -> any Error {
+        POP3Error.authenticationFailed(server: endpoint.description, user: credentials.user, code: nil,
+                                       text: "no login method in common (the server offers: \(capabilities.joined(separator: ", ")))")
+    }
+
+    /// `-ERR [SYS/TEMP]`, `[IN-USE]` and `[LOGIN-DELAY]` are the server's state (RFC 3206, RFC
+    /// 2449): temporary. Any other -ERR refuses the credentials; POP3 has no word for a mechanism
+    /// it does not take.
+    func refusal(code: String?, text: String, user: String) -> ServerRefusal {
+        let error = POP3Error.authenticationFailed(server: endpoint.description, user: user, code: code, text: text)
+        return ServerRefusal(kind: error.responseCode?.isTemporary == true ? .temporary : .credentials,
+                             answer: "-ERR\(code.map { " [\($0)]" } ?? "") \(text)", error: error)
     }
 }

@@ -11,6 +11,9 @@ public final class POP3Client {
     var buffer = ByteBuffer()
     let trace: ProtocolTrace
     public internal(set) var capabilities: [String] = []
+    /// Whether the server took UTF8 (RFC 6856): messages come as they are, not as its notice
+    /// that they hold UTF-8.
+    public internal(set) var utf8Enabled = false
     var greeting = ""
 
     private init(endpoint: ServerEndpoint, connection: MailConnection, logger: Logger, limits: POP3ResponseParser.Limits) {

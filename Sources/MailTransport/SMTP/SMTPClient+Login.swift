@@ -27,8 +27,8 @@ extension SMTPClient: OpeningDialect {
         extensions = [:]
     }
 
-    func logIn(_ credentials: Credentials) async throws {
-        try await logInPreferringSASL(credentials)
+    func logIn(_ credentials: Credentials, exposingAllowed: Bool) async throws {
+        try await logIn(credentials, choosing: endpoint.loginMethods, exposingAllowed: exposingAllowed)
     }
 }
 
@@ -41,6 +41,8 @@ extension SMTPClient: SASLDialect {
 
     var sendsInitialResponseInCommand: Bool { true }
 
+    var ownLoginMethods: [LoginMethod] { [] }
+
     func sendAuthenticationCommand(_ mechanism: SASLMechanism, initialResponse: [UInt8]?) async throws {
         let initial = initialResponse.map { Data($0).base64EncodedString() }
         try await send("AUTH \(mechanism.rawValue)" + (initial.map { " " + ($0.isEmpty ? "=" : $0) } ?? ""),
@@ -52,8 +54,20 @@ extension SMTPClient: SASLDialect {
         switch r.code {
         case 235: return .succeeded
         case 334: return .challenge(r.text)
-        default: return .refused(SMTPError.authenticationFailed(server: endpoint.description, user: user, reply: r))
+        default: return .refused(refusal(r, user: user))
         }
+    }
+
+    /// 4xx is the server's trouble (454 4.7.0 Temporary authentication failure): temporary, a
+    /// `rejected`. 504 (unknown mechanism), 534 (too weak), 538 (needs encryption) and 501 refuse
+    /// the way, not the secret (RFC 4954 §6); any other refuses the credentials.
+    func refusal(_ r: SMTPReply, user: String) -> ServerRefusal {
+        if r.isTransient {
+            return ServerRefusal(kind: .temporary, answer: r.description,
+                                 error: SMTPError.rejected(server: endpoint.description, command: "AUTH", reply: r))
+        }
+        return ServerRefusal(kind: [501, 504, 534, 538].contains(r.code) ? .method : .credentials, answer: r.description,
+                             error: SMTPError.authenticationFailed(server: endpoint.description, user: user, reply: r))
     }
 
     func challengeBytes(_ text: String) throws -> [UInt8] {
@@ -69,13 +83,11 @@ extension SMTPClient: SASLDialect {
         error
     }
 
-    /// SMTP's login has always taken a 235 without SCRAM's server signature; issue 18 keeps the
-    /// behaviour as it was (IMAP and POP3 refuse it).
-    func unverifiedServer(user: String) -> (any Error)? {
-        nil
+    func logIn(with method: LoginMethod, _ credentials: Credentials) async throws -> ServerRefusal? {
+        preconditionFailure("SMTP has no login but AUTH")
     }
 
-    func logInWithoutSASL(_ credentials: Credentials) async throws {
-        throw SMTPError.authenticationFailed(server: endpoint.description, user: credentials.user, reply: nil)
+    func noCommonMethod(_ credentials: Credentials) -> any Error {
+        SMTPError.authenticationFailed(server: endpoint.description, user: credentials.user, reply: nil)
     }
 }

@@ -19,8 +19,9 @@ protocol OpeningDialect: AnyObject {
     /// Sends STARTTLS (POP3: STLS) and reads the go-ahead; throws when the server refuses.
     func sendStartTLS() async throws
     func forgetCapabilities()
-    /// Logs in (see `SASLDialect.logInPreferringSASL`), throwing the protocol's error when refused.
-    func logIn(_ credentials: Credentials) async throws
+    /// Logs in (see `SASLDialect.logIn(_:choosing:exposingAllowed:)`); `exposingAllowed` says
+    /// whether a secret may cross the connection as it is.
+    func logIn(_ credentials: Credentials, exposingAllowed: Bool) async throws
 }
 
 extension OpeningDialect {
@@ -29,6 +30,8 @@ extension OpeningDialect {
     func open(_ machine: SessionOpeningStateMachine, credentials: Credentials?) async throws {
         precondition(!machine.logsIn || credentials != nil, "a login without credentials")
         var machine = machine
+        // A secret may cross as it is under TLS, or in plain text the user asked for.
+        var encrypted = endpoint.tls == .implicit
         do {
             var action = machine.connected()
             while true {
@@ -44,10 +47,11 @@ extension OpeningDialect {
                     action = machine.startTLSAccepted(unparsedBytes: unparsedByteCount)
                 case .startTLSHandshake:
                     try await connection.startTLS()
+                    encrypted = true
                     forgetCapabilities()
                     action = machine.tlsEstablished()
                 case .logIn:
-                    try await logIn(credentials!)
+                    try await logIn(credentials!, exposingAllowed: encrypted || endpoint.tls == .none)
                     action = machine.loggedIn()
                 case .refuse(.startTLSNotOffered):
                     throw startTLSNotOffered

@@ -79,4 +79,9 @@ public enum FetchResult {
         case let .spooled(m, _), let .failed(m, _): return m
         }
     }
+
+    public var isSpooled: Bool {
+        if case .spooled = self { return true }
+        return false
+    }
 }

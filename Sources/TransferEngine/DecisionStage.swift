@@ -39,16 +39,40 @@ final class DecisionStage: @unchecked Sendable {
         -> [TransferStateMachine.Preparation] {
         var out: [TransferStateMachine.Preparation] = []
         out.reserveCapacity(results.count)
+        var failures: [(mailbox: String, ident: String, error: DeliveryError)] = []
         for (result, key) in zip(results, keys) {
             switch result {
             case let .failed(m, error):
-                logger.error("\(key.mailbox) \(m.ident): cannot be read at the source: \(error.message)")
+                failures.append((key.mailbox, m.ident, error))
                 out.append(.fetchFailed(error))
             case let .spooled(_, spooled):
                 out.append(try await decide(spooled, key: key, uidValidity: uidValidity, sizeLimit: sizeLimit, reconcile: reconcile))
             }
         }
+        logFailures(failures)
         return out
+    }
+
+    /// One line for the messages that failed alike (a broken connection fails the rest of a
+    /// batch at once), naming each; a temporary failure is a warning, for the next run retries it.
+    private func logFailures(_ failures: [(mailbox: String, ident: String, error: DeliveryError)]) {
+        var order: [String] = []
+        var alike: [String: [(mailbox: String, ident: String, error: DeliveryError)]] = [:]
+        for f in failures {
+            let said = "\(f.mailbox)\u{0}\(f.error.message)"
+            if alike[said] == nil { order.append(said) }
+            alike[said, default: []].append(f)
+        }
+        for said in order {
+            guard let group = alike[said], let first = group.first else { continue }
+            let who = group.count == 1 ? "\(first.mailbox) \(first.ident)"
+                : "\(first.mailbox) \(group.map(\.ident).joined(separator: ", ")) (\(group.count) messages)"
+            if first.error.errorClass == .permanent {
+                logger.error("\(who): cannot be read at the source: \(first.error.message)")
+            } else {
+                logger.warning("\(who): cannot be read at the source now, tried again next run: \(first.error.message)")
+            }
+        }
     }
 
     /// Reconciles by content only across a change of key epoch (a new UIDVALIDITY): within one

@@ -236,10 +236,11 @@ import Testing
         }
     }
 
-    /// A server that hangs up in the middle of a literal: the fetch fails with an error that
-    /// names the server and says it closed the connection, well before the read timeout, and no
-    /// result is given for the batch, not even for the message that came whole before the cut.
-    @Test func aConnectionClosedMidLiteralFailsTheFetch() async throws {
+    /// A server that hangs up in the middle of a literal, after a message came whole: that one
+    /// is handed on (a link that drops every few megabytes still moves), the one cut short fails
+    /// as temporary with an error that names the server, well before the read timeout, and the
+    /// dead connection is dropped without a LOGOUT.
+    @Test func aConnectionClosedMidLiteralHandsOnWhatCameWhole() async throws {
         let lines: [Line] = Self.opening() + Self.opened("a2", exists: 2) + [
             .client("a3 UID FETCH 7:8 (UID BODY.PEEK[])"),
         ] + Self.fetched(1, uid: 7, Self.first) + [
@@ -250,15 +251,34 @@ import Testing
         try await DriverTranscript.play(lines) { endpoint, server in
             let source = try Self.source(endpoint)
             let started = ContinuousClock.now
+            let results = try await source.fetch(Self.listed, mailbox: "INBOX", makeSpool: DriverTranscript.makeSpool)
+            #expect(try DriverTranscript.spooled(results).map { try $0.map(DriverTranscript.text) } == [Self.first, nil])
+            let failure = try #require(DriverTranscript.failures(results)[1])
+            #expect(failure.errorClass == .temporary)
+            #expect(failure.message.contains("\(server): the server closed the connection"), "\(failure.message)")
+            // The hang-up itself ended the wait, not the 5 s read timeout.
+            #expect(ContinuousClock.now - started < .seconds(4))
+            _ = try await source.close()
+        }
+    }
+
+    /// A hang-up before any message came whole fails the fetch: the error names the server.
+    @Test func aConnectionClosedBeforeAnyMessageFailsTheFetch() async throws {
+        let lines: [Line] = Self.opening() + Self.opened("a2", exists: 2) + [
+            .client("a3 UID FETCH 7:8 (UID BODY.PEEK[])"),
+            .server("* 1 FETCH (UID 7 BODY[] {\(Self.first.utf8.count)}"),
+            .serverBytes(String(Self.first.prefix(20))),
+            .serverCloses,
+        ]
+        try await DriverTranscript.play(lines) { endpoint, server in
+            let source = try Self.source(endpoint)
             do {
                 let results = try await source.fetch(Self.listed, mailbox: "INBOX", makeSpool: DriverTranscript.makeSpool)
-                Issue.record("a fetch cut off mid-literal gave results: \(results.map(\.listed.ident))")
+                Issue.record("a fetch cut off in its first literal gave results: \(results.map(\.listed.ident))")
             } catch {
                 #expect(error as? TransportError == .closedByPeer(endpoint: server), "\(error)")
                 #expect("\(error)" == "\(server): the server closed the connection")
             }
-            // The hang-up itself ended the wait, not the 5 s read timeout.
-            #expect(ContinuousClock.now - started < .seconds(4))
             _ = try await source.close()
         }
     }

@@ -101,6 +101,35 @@ import Testing
         }
     }
 
+    /// A broken server's repeated UIDL keeps both messages, and the second one's key is of a form
+    /// no server's id can take: a mailbox holding "abc", "abc" and "abc#2" (or a later "abc#2")
+    /// must not give two messages one key, or the ledger would call the third delivered unseen.
+    @Test func repeatedUniqueIDsGetKeysNoRealIDCanHave() async throws {
+        let ids = ["abc", "abc", "abc#2", "abc", "\u{FFFD}abc"]
+        let lines: [Line] = Self.opening() + [
+            .client("LIST"),
+            .server("+OK 5 messages:"),
+        ] + ids.indices.map { .server("\($0 + 1) 100") } + [
+            .server("."),
+            .client("UIDL"),
+            .server("+OK"),
+        ] + ids.indices.map { .server("\($0 + 1) \(ids[$0])") } + [
+            .server("."),
+            .client("QUIT"),
+            .server("+OK Logging out."),
+        ]
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let source = try Self.source(endpoint)
+            var all: [ListedMessage] = []
+            try await source.list(mailbox: "INBOX", pageSize: 100, after: nil) { all += $0 }
+            let idents = all.map(\.ident)
+            #expect(Set(idents).count == ids.count, "keys collide: \(idents)")
+            // Ids seen once keep the key they always had, so existing ledgers still match them.
+            #expect(idents[0] == "abc" && idents[2] == "abc#2")
+            _ = try await source.close()
+        }
+    }
+
     /// The batch's RETRs go in one write (PIPELINING); each answer is unstuffed into its own spool
     /// ("..line" is ".line", and a line of ".." is a message line ".", not the end), byte for byte,
     /// and the final "." is not part of the message.
@@ -151,6 +180,38 @@ import Testing
             #expect(failure.errorClass == .temporary)
             #expect(failure.message.contains("RETR 2 failed: -ERR [SYS/TEMP] Couldn't open message 2 for reading"))
             _ = try await source.close()
+        }
+    }
+
+    /// A connection cut in the middle of a pipelined batch hands on the messages read whole and
+    /// fails the rest as temporary, so a link that drops every few megabytes still makes progress;
+    /// the message cut short is not spooled, and no QUIT is tried on the dead connection.
+    @Test func aCutMidBatchHandsOnTheMessagesReadWhole() async throws {
+        let sizes = Self.messages.map(\.utf8.count)
+        let lines: [Line] = Self.opening() + [
+            .client("LIST"),
+            .server("+OK 3 messages:"),
+        ] + sizes.indices.map { .server("\($0 + 1) \(sizes[$0])") } + [
+            .server("."),
+            .client("UIDL"),
+            .server("+OK"),
+        ] + Self.uidls.indices.map { .server("\($0 + 1) \(Self.uidls[$0])") } + [
+            .server("."),
+            .client("RETR 1"),
+        ] + Self.retrieved(Self.messages[0]) + [
+            .client("RETR 2"),
+            .server("+OK \(sizes[1]) octets"),
+            .serverBytes("From: bob@example.org\r\nSubj"),
+            .serverCloses,
+        ]
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let source = try Self.source(endpoint)
+            var listed: [ListedMessage] = []
+            try await source.list(mailbox: "INBOX", pageSize: 100, after: nil) { listed += $0 }
+            let results = try await source.fetch(listed, mailbox: "INBOX", makeSpool: DriverTranscript.makeSpool)
+            #expect(try DriverTranscript.spooled(results).map { try $0.map(DriverTranscript.text) } == [Self.messages[0], nil, nil])
+            #expect(DriverTranscript.failures(results).map { $0?.errorClass } == [nil, .temporary, .temporary])
+            #expect(try await source.close().isEmpty)
         }
     }
 

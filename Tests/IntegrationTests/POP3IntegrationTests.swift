@@ -4,6 +4,7 @@ import Foundation
 @testable import FunnelModel
 @testable import LedgerSQLite
 @testable import TransferEngine
+import Logging
 import MailTransport
 import Testing
 
@@ -72,6 +73,43 @@ extension Dovecot {
                                      "--ledger", "\(dir)/l.sqlite", "--source-password-file", try servers.passwordFile("source", in: dir)])
         #expect(nostls.status == 69, "stderr: \(nostls.stderr)")
         #expect(nostls.stderr.contains("does not offer STLS"))
+    }
+
+    /// The DELEs of messages an earlier run delivered are carried out by a QUIT before the session
+    /// downloads anything (a checkpoint), so a session cut later still leaves the maildrop smaller;
+    /// the new session's numbers, which the QUIT changed, still reach the right messages.
+    @Test func leftoverDeletionsAreCarriedOutBeforeDownloading() async throws {
+        let messages = imapMessages(3, tag: "popcheck")
+        try await seed(messages)
+        func remaining() async throws -> [String] {
+            let c = try await servers.client("source")
+            let held = digests(try await c.contents(of: "INBOX").map(\.bytes))
+            await c.logout()
+            return held
+        }
+        let logger = Logger(label: "test")
+        let source = try #require(try Endpoints.source(try MailURL.parse(try pop3s("source")), settings: servers.settings(for: "source"),
+                                                       logger: logger) as? POP3Source)
+        _ = try await source.select(mailbox: "INBOX")
+        var listed: [ListedMessage] = []
+        try await source.list(mailbox: "INBOX", pageSize: 100, after: nil) { listed += $0 }
+        try #require(listed.count == 3)
+        // The first was delivered by a run that never reached its QUIT: a leftover.
+        _ = try await source.dispose([listed[0]], mailbox: "INBOX", how: .delete)
+        let results = try await source.fetch(Array(listed[1...]), mailbox: "INBOX") {
+            Spool(options: Spool.Options(directory: NSTemporaryDirectory()))
+        }
+        // Seen from another session while this one is still open.
+        #expect(try await remaining() == digests(messages[1...].map(\.bytes)))
+        let fetched = try results.map { r -> [UInt8] in
+            guard case let .spooled(_, s) = r else { throw SetupError("not fetched: \(r)") }
+            return try s.collect()
+        }
+        #expect(digests(fetched) == digests(messages[1...].map(\.bytes)))
+        _ = try await source.dispose(Array(listed[1...]), mailbox: "INBOX", how: .delete)
+        let disposed = try await source.close()
+        #expect(Set(disposed["INBOX"] ?? []) == Set(listed.map(\.ident)))
+        #expect(try await remaining().isEmpty)
     }
 
     /// Crash after every side effect of a POP3 → IMAP run with delete, including between the DELEs

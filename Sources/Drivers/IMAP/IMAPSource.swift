@@ -35,6 +35,10 @@ public final class IMAPSource: MailSource {
     /// clients to keep command lines under 8,192 octets).
     static let windowRanges = 300
 
+    /// Each folder's UIDVALIDITY when the engine selected it (wire name → value): a folder
+    /// selected again on a new session must have kept it, or its UIDs name other messages.
+    private var validity: [String: UInt32] = [:]
+
     /// The URL without its path, computed once: it keys every ledger row.
     public let identity: String
     public var supportedDisposals: Set<Disposal> { [.keep, .markSeen, .delete] }
@@ -98,6 +102,28 @@ public final class IMAPSource: MailSource {
         return names
     }
 
+    /// SELECT (or EXAMINE) a folder the engine selected before, on this session or a new one.
+    private func reselect(_ c: IMAPClient, _ mailbox: String, readOnly: Bool) async throws {
+        let s = try await c.select(wire(mailbox), readOnly: readOnly)
+        if let v = validity[wire(mailbox)], v != s.uidValidity {
+            throw FunnelError.badSource(identity, reason: "the UIDVALIDITY of \(mailbox) changed from \(v) to \(s.uidValidity) during the run; the next run starts it afresh")
+        }
+    }
+
+    /// Drops a session whose connection broke, with whatever it had under way: the next call
+    /// logs in again.
+    private func abandonSession() async {
+        sentAhead = nil
+        window = nil
+        await client?.close()
+        client = nil
+    }
+
+    /// What fails the messages a broken connection did not bring.
+    private static func cut(_ error: Error) -> DeliveryError {
+        DeliveryError(.temporary, "the connection broke before it was read whole: \(error)")
+    }
+
     private func wire(_ mailbox: String) -> String {
         wireNames[mailbox] ?? client?.wireName(mailbox) ?? ModifiedUTF7.encode(mailbox)
     }
@@ -105,13 +131,14 @@ public final class IMAPSource: MailSource {
     public func select(mailbox: String) async throws -> MailboxInfo {
         let c = try await idle()
         let s = try await c.select(wire(mailbox), readOnly: readOnly)
+        validity[wire(mailbox)] = s.uidValidity
         return MailboxInfo(mailbox: mailbox, uidValidity: s.uidValidity, expectedMessages: Int(s.exists))
     }
 
     /// One `UID FETCH n:* (UID RFC822.SIZE FLAGS INTERNALDATE)`: sizes, flags and dates for all.
     public func list(mailbox: String, pageSize: Int, after: UInt32?, page: ([ListedMessage]) async throws -> Void) async throws {
         let c = try await idle()
-        if c.selected?.name != wire(mailbox) { _ = try await c.select(wire(mailbox), readOnly: readOnly) }
+        if c.selected?.name != wire(mailbox) { try await reselect(c, mailbox, readOnly: readOnly) }
         guard (c.selected?.exists ?? 0) > 0 else { return }
         let from = (after ?? 0) &+ 1
         var all: [ListedMessage] = []
@@ -184,7 +211,7 @@ public final class IMAPSource: MailSource {
                 all += more
             }
             let c = try await idle()
-            if c.selected?.name != wire(mailbox) { _ = try await c.select(wire(mailbox), readOnly: readOnly) }
+            if c.selected?.name != wire(mailbox) { try await reselect(c, mailbox, readOnly: readOnly) }
             let w = FetchWindow(command: try await c.startFetch(UIDSet(uids: all), items: ["UID", "BODY.PEEK[]"]),
                                 mailbox: wire(mailbox), asked: all)
             window = w
@@ -196,7 +223,7 @@ public final class IMAPSource: MailSource {
                 ahead = nil
                 try await c.uidFetch(continuing: a) { _ in }
             }
-            _ = try await c.select(wire(mailbox), readOnly: readOnly)
+            try await reselect(c, mailbox, readOnly: readOnly)
         }
         var spooled: [UInt32: SpooledMessage] = [:]
         var failures: [UInt32: DeliveryError] = [:]
@@ -221,6 +248,12 @@ public final class IMAPSource: MailSource {
             }
         } catch let e as IMAPError where Self.refusedInPart(e) {
             refusal = DeliveryError(.temporary, e.description)
+        } catch where !(error is CancellationError) && !spooled.isEmpty {
+            // Cut mid-batch: the messages read whole go on, so a link that drops every few
+            // megabytes still moves; the rest wait for a new session.
+            logger.notice("\(identity) \(mailbox): the connection broke after \(spooled.count) of \(messages.count) message(s): \(error)")
+            await abandonSession()
+            refusal = Self.cut(error)
         }
         if let spoolError, spooled.isEmpty, failures.isEmpty { throw spoolError }
         return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures, refusal: refusal)
@@ -333,6 +366,10 @@ public final class IMAPSource: MailSource {
                 // The command has ended: what has not come will not.
                 w.ended = true
                 w.refusal = DeliveryError(.temporary, e.description)
+            } catch where !(error is CancellationError) && !spooled.isEmpty {
+                logger.notice("\(identity) \(mailbox): the connection broke after \(spooled.count) of \(messages.count) message(s): \(error)")
+                await abandonSession()
+                return Self.results(messages, mailbox: mailbox, spooled: spooled, failures: failures, refusal: Self.cut(error))
             } catch {
                 if window === w { window = nil }
                 throw error
@@ -348,7 +385,7 @@ public final class IMAPSource: MailSource {
     public func dispose(_ messages: [ListedMessage], mailbox: String, how: Disposal) async throws -> [String] {
         guard how != .keep, !messages.isEmpty else { return [] }
         let c = try await idle()
-        if c.selected?.name != wire(mailbox) || c.selected?.readOnly == true { _ = try await c.select(wire(mailbox), readOnly: false) }
+        if c.selected?.name != wire(mailbox) || c.selected?.readOnly == true { try await reselect(c, mailbox, readOnly: false) }
         let set = UIDSet(uids: messages.compactMap { $0.locator.uid })
         do {
             switch how {

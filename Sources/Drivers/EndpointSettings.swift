@@ -15,6 +15,9 @@ public struct EndpointSettings: Sendable {
     /// The ways to log in, in the order to try them (`auth_mechanisms`,
     /// `--source-auth-mechanisms`); nil for every way both sides have, strongest first.
     public var loginMethods: [LoginMethod]?
+    /// How long the server may stay silent before the connection is given up (`timeout`,
+    /// `--timeout`); nil for `ServerEndpoint`'s default.
+    public var timeout: Duration?
 
     public init(passwordVariable: String) {
         self.passwordVariable = passwordVariable
@@ -26,8 +29,10 @@ public struct EndpointSettings: Sendable {
         case .imaps, .pop3s, .smtps: mode = .implicit
         default: mode = tls == "none" ? .none : .startTLS
         }
-        return ServerEndpoint(host: url.host, port: url.port, tls: mode, caFile: caFile.map { ($0 as NSString).expandingTildeInPath },
-                              loginMethods: loginMethods)
+        var endpoint = ServerEndpoint(host: url.host, port: url.port, tls: mode,
+                                      caFile: caFile.map { ($0 as NSString).expandingTildeInPath }, loginMethods: loginMethods)
+        if let timeout { endpoint.readTimeout = timeout }
+        return endpoint
     }
 
     /// The password is read now, so that a missing file or a failing command is reported before

@@ -71,6 +71,9 @@ extension Mailfunnel {
         @Option(name: .long, help: ArgumentHelp("Log in to the target only in these ways, tried in this order, comma-separated (as --source-auth-mechanisms).", valueName: "a,b"))
         var targetAuthMechanisms: String?
 
+        @Option(name: .long, help: ArgumentHelp("Give up a connection when its server stays silent this long (default 120s), source and target alike.", valueName: "duration"))
+        var timeout: String?
+
         @Flag(name: .long, help: "List what would be delivered; change nothing.")
         var dryRun = false
 
@@ -111,6 +114,16 @@ extension Mailfunnel {
             }
             _ = try Self.loginMethods(sourceAuthMechanisms, option: "--source-auth-mechanisms")
             _ = try Self.loginMethods(targetAuthMechanisms, option: "--target-auth-mechanisms")
+            _ = try Self.timeout(timeout)
+        }
+
+        /// `--timeout 60s` as a duration of at least a second; nil when the option is not given.
+        static func timeout(_ text: String?) throws -> Duration? {
+            guard let text else { return nil }
+            guard let d = parseDuration(text), d >= .seconds(1) else {
+                throw ValidationError("--timeout must be a duration of at least a second, such as 60s or 5m, not '\(text)'")
+            }
+            return d
         }
 
         /// `PLAIN,LOGIN` as login methods; nil when the option is not given.
@@ -147,6 +160,7 @@ extension Mailfunnel {
             let stop = stopAfterEffect.map(EffectStop.init)
             let sourceLogin = try Self.loginMethods(sourceAuthMechanisms, option: "--source-auth-mechanisms")
             let targetLogin = try Self.loginMethods(targetAuthMechanisms, option: "--target-auth-mechanisms")
+            let silence = try Self.timeout(timeout)
 
             var jobs: [ImportJob]
             var ledgerPath = common.ledger
@@ -160,6 +174,7 @@ extension Mailfunnel {
                     if let envelopeTo { j.targetSettings.envelopeTo = envelopeTo }
                     if let methods = sourceLogin { j.sourceSettings.loginMethods = methods }
                     if let methods = targetLogin { j.targetSettings.loginMethods = methods }
+                    if let silence { j.sourceSettings.timeout = silence; j.targetSettings.timeout = silence }
                     return j
                 }
                 ledgerPath = ledgerPath ?? c.ledger
@@ -169,12 +184,14 @@ extension Mailfunnel {
                 sourceSettings.caFile = caFile
                 sourceSettings.tls = tls
                 sourceSettings.loginMethods = sourceLogin
+                sourceSettings.timeout = silence
                 var targetSettings = EndpointSettings(passwordVariable: "MAILFUNNEL_TARGET_PASSWORD")
                 targetSettings.secret = Config.Secret(file: targetPasswordFile, command: targetPasswordCommand)
                 targetSettings.caFile = caFile
                 targetSettings.tls = tls
                 targetSettings.envelopeTo = envelopeTo
                 targetSettings.loginMethods = targetLogin
+                targetSettings.timeout = silence
                 jobs = [try await ImportJob.resolving(source: GivenEndpoint(source!, settings: sourceSettings),
                                                       target: GivenEndpoint(target!, settings: targetSettings), options: base)]
             }

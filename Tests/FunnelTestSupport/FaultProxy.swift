@@ -4,7 +4,9 @@ import Synchronization
 
 /// A TCP proxy on 127.0.0.1 in front of a real server that behaves like a bad link: each
 /// connection is cut after a random number of bytes in either direction (or, now and then, the
-/// side that would have read more is fed a few random bytes first), as a mobile or NAT path drops connections every few megabytes.
+/// side that would have read more is fed a few random bytes first, or the connection stalls:
+/// it stays open and carries nothing more), as a mobile or NAT path drops connections every few
+/// megabytes.
 /// TLS passes through untouched until the fault, so the client sees what it would see on such a
 /// link. Seeded, so a failing run can be replayed.
 public final class FaultProxy: Sendable {
@@ -13,22 +15,26 @@ public final class FaultProxy: Sendable {
         public var cutAfter: ClosedRange<Int>
         /// One connection in this many gets random bytes instead of the rest (0: never).
         public var garbageEvery: Int
+        /// One connection in this many stalls instead of being cut (0: never): only the client's
+        /// timeout ends it.
+        public var stallEvery: Int
 
-        public init(cutAfter: ClosedRange<Int>, garbageEvery: Int = 0) {
+        public init(cutAfter: ClosedRange<Int>, garbageEvery: Int = 0, stallEvery: Int = 0) {
             self.cutAfter = cutAfter
             self.garbageEvery = garbageEvery
+            self.stallEvery = stallEvery
         }
     }
 
     private let channel: Channel
-    private let state: Mutex<(rng: SplitMix, connections: Int, cuts: Int)>
+    private let state: Mutex<(rng: SplitMix, connections: Int, cuts: Int, stalls: Int)>
     public var port: Int { channel.localAddress!.port! }
-    /// How many connections were made, and how many of them were cut.
-    public var counts: (connections: Int, cuts: Int) { state.withLock { ($0.connections, $0.cuts) } }
+    /// How many connections were made, how many of them were cut, and how many of those stalled.
+    public var counts: (connections: Int, cuts: Int, stalls: Int) { state.withLock { ($0.connections, $0.cuts, $0.stalls) } }
 
     private init(channel: Channel, seed: UInt64) {
         self.channel = channel
-        self.state = Mutex((SplitMix(seed: seed), 0, 0))
+        self.state = Mutex((SplitMix(seed: seed), 0, 0, 0))
     }
 
     /// Listens on 127.0.0.1 (an ephemeral port) and forwards to `127.0.0.1:targetPort`.
@@ -39,18 +45,24 @@ public final class FaultProxy: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { inbound in
                 guard let p = proxy.value else { return inbound.close() }
-                let (budget, garbage) = p.state.withLock { s -> (Int, Bool) in
+                let (budget, garbage, stall) = p.state.withLock { s -> (Int, Bool, Bool) in
                     s.connections += 1
                     let span = UInt64(faults.cutAfter.upperBound - faults.cutAfter.lowerBound + 1)
                     let budget = faults.cutAfter.lowerBound + Int(s.rng.next() % span)
                     let garbage = faults.garbageEvery > 0 && s.rng.next() % UInt64(faults.garbageEvery) == 0
-                    return (budget, garbage)
+                    let stall = !garbage && faults.stallEvery > 0 && s.rng.next() % UInt64(faults.stallEvery) == 0
+                    return (budget, garbage, stall)
                 }
                 return ClientBootstrap(group: inbound.eventLoop)
                     .connect(host: "127.0.0.1", port: targetPort)
                     .flatMap { outbound in
-                        let left = Budget(budget)
-                        let onCut: @Sendable () -> Void = { p.state.withLock { $0.cuts += 1 } }
+                        let left = Budget(budget, stall: stall)
+                        let onCut: @Sendable () -> Void = {
+                            p.state.withLock {
+                                $0.cuts += 1
+                                if stall { $0.stalls += 1 }
+                            }
+                        }
                         let toServer = Pipe(partner: outbound, budget: left, garbage: garbage, onCut: onCut)
                         let toClient = Pipe(partner: inbound, budget: left, garbage: garbage, onCut: onCut)
                         do {
@@ -81,11 +93,16 @@ public final class FaultProxy: Sendable {
     private final class Budget: @unchecked Sendable {
         var left: Int
         var cut = false
-        init(_ left: Int) { self.left = left }
+        let stall: Bool
+        init(_ left: Int, stall: Bool) {
+            self.left = left
+            self.stall = stall
+        }
     }
 
     /// Forwards what one side reads to the other while the connection's budget lasts; then (with
-    /// `garbage`, after a few random bytes) closes both.
+    /// `garbage`, after a few random bytes) closes both, or (stalling) drops all that follows and
+    /// leaves both open until a side hangs up.
     private final class Pipe: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         let partner: Channel
@@ -110,6 +127,10 @@ public final class FaultProxy: Sendable {
                 }
                 budget.cut = true
                 onCut()
+                if budget.stall {
+                    partner.writeAndFlush(head, promise: nil)
+                    return
+                }
                 let context = NIOLoopBound(context, eventLoop: context.eventLoop)
                 partner.writeAndFlush(head).whenComplete { _ in
                     self.partner.close(promise: nil)

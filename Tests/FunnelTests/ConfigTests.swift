@@ -110,7 +110,35 @@ struct ConfigTests {
                   line: 7, key: "accounts[0].auth_mechanisms", says: "expected a list of names such as [\"PLAIN\"]"),
         BadConfig(name: "no login mechanism", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\nauth_mechanisms = []\n",
                   line: 7, key: "accounts[0].auth_mechanisms", says: "is empty"),
+        BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
+                  line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
+        BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",
+                  line: 7, key: "accounts[0].timeout", says: "must be at least 1s"),
     ]
+
+    /// `timeout` on an account (its source) and on a target becomes the read timeout of the
+    /// endpoints; without it, the default (120 s).
+    @Test func timeoutsReachTheEndpoints() throws {
+        let text = """
+            [targets.home]
+            url = "imaps://me@mail.example.org/INBOX"
+            timeout = "5m"
+
+            [[accounts]]
+            name = "slow"
+            source = "pop3s://jean@pop.example.net"
+            timeout = "30s"
+            target = "home"
+            """
+        let c = try Config.parse(text, file: "mf.toml")
+        let job = try #require(try c.importJobs(accounts: [], base: TransferOptions()).first)
+        #expect(try job.sourceSettings.endpoint(for: job.source, who: "a").readTimeout == .seconds(30))
+        #expect(try job.targetSettings.endpoint(for: job.target, who: "t").readTimeout == .seconds(300))
+        let plain = try Config.parse("[targets.t]\nurl = \"imaps://me@host\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\n",
+                                     file: "mf.toml")
+        let defaults = try #require(try plain.importJobs(accounts: [], base: TransferOptions()).first)
+        #expect(try defaults.sourceSettings.endpoint(for: defaults.source, who: "a").readTimeout == .seconds(120))
+    }
 
     /// `auth_mechanisms` on an account (its source) and on a target reach the endpoints the
     /// clients log in to, in the order given.

@@ -188,7 +188,7 @@ _mailfunnel_import() {
     repeating_flags=(--verbose -v)
     non_repeating_flags=(--dry-run --json --quiet --version -h --help)
     repeating_options=(--account)
-    non_repeating_options=(--config --after-delivery --into --folders --source-password-file --source-password-command --target-password-file --target-password-command --ca-file --tls --envelope-to --source-auth-mechanisms --target-auth-mechanisms --ledger --log-format)
+    non_repeating_options=(--config --after-delivery --into --folders --source-password-file --source-password-command --target-password-file --target-password-command --ca-file --tls --envelope-to --source-auth-mechanisms --target-auth-mechanisms --timeout --ledger --log-format)
     __mailfunnel_offer_flags_options 2
 
     # Offer option value completions
@@ -233,6 +233,9 @@ _mailfunnel_import() {
         return
         ;;
     '--target-auth-mechanisms')
+        return
+        ;;
+    '--timeout')
         return
         ;;
     '--ledger')

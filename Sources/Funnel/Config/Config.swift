@@ -41,6 +41,8 @@ public struct Config: Sendable {
         public var folder: String?
         /// `auth_mechanisms`: the ways to log in, in order; nil for all.
         public var loginMethods: [LoginMethod]?
+        /// `timeout`: how long the server may stay silent; nil for the default.
+        public var timeout: Duration?
         public var line: Int?
     }
 
@@ -59,16 +61,18 @@ public struct Config: Sendable {
         public var tls: String?
         /// `auth_mechanisms`: the ways to log in to the source, in order; nil for all.
         public var loginMethods: [LoginMethod]?
+        /// `timeout`: how long the source may stay silent; nil for the default.
+        public var timeout: Duration?
         public var line: Int?
     }
 
     static let topKeys = ["ledger", "daemon", "targets", "accounts"]
     static let daemonKeys = ["poll_interval", "max_concurrent_accounts", "metrics_listen"]
     static let targetKeys = ["url", "password_file", "password_command", "password", "ca_file", "tls", "envelope_to", "folder",
-                             "auth_mechanisms"]
+                             "auth_mechanisms", "timeout"]
     static let accountKeys = ["name", "source", "password_file", "password_command", "password", "target", "folder",
                               "folders", "after_delivery", "delete_after", "poll_interval", "idle", "ca_file", "tls",
-                              "auth_mechanisms"]
+                              "auth_mechanisms", "timeout"]
 
     /// Reads and checks a config file.
     public static func load(path: String) throws -> Config {
@@ -136,6 +140,7 @@ public struct Config: Sendable {
                 target.envelopeTo = try r.string(t, "envelope_to", section: section)
                 target.folder = try r.string(t, "folder", section: section)
                 target.loginMethods = try r.loginMethods(t, section: section)
+                target.timeout = try r.timeout(t, section: section)
                 target.line = locator.line(section: section, key: nil)
                 config.targets[name] = target
             }
@@ -181,6 +186,7 @@ public struct Config: Sendable {
                 account.caFile = try r.string(a, "ca_file", section: section)
                 account.tls = try r.tls(a, section: section)
                 account.loginMethods = try r.loginMethods(a, section: section)
+                account.timeout = try r.timeout(a, section: section)
                 account.line = locator.line(section: section, key: nil)
                 // Two accounts on one source would share its ledger records and race each other.
                 if let twin = config.accounts.first(where: { $0.source.description == account.source.description && $0.folders == account.folders }) {
@@ -243,6 +249,13 @@ public struct Config: Sendable {
             guard let d = parseDuration(text) else {
                 throw error(section, key, "'\(text)' is not a duration; expected a number and a unit, such as \"90s\", \"5m\", \"2h\" or \"30d\"")
             }
+            return d
+        }
+
+        /// `timeout = "60s"`: a duration of at least a second.
+        func timeout(_ t: TOMLTable, section: [String]) throws -> Duration? {
+            guard let d = try duration(t, "timeout", section: section) else { return nil }
+            guard d >= .seconds(1) else { throw error(section, "timeout", "must be at least 1s") }
             return d
         }
 

@@ -93,10 +93,12 @@ extension Config {
             job.sourceSettings.caFile = account.caFile
             job.sourceSettings.tls = account.tls
             job.sourceSettings.loginMethods = account.loginMethods
+            job.sourceSettings.timeout = account.timeout
             job.targetSettings.secret = target.secret
             job.targetSettings.caFile = target.caFile
             job.targetSettings.tls = target.tls
             job.targetSettings.loginMethods = target.loginMethods
+            job.targetSettings.timeout = target.timeout
             job.targetSettings.envelopeTo = target.envelopeTo
             return job
         }

@@ -26,6 +26,10 @@ let package = Package(
         .executableTarget(name: "FuzzHeaders", dependencies: [
             "FuzzSupport", .product(name: "MailFunnelParsers", package: "MailFunnel"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // The config loader needs the Funnel module and all it builds on: the slowest to build.
+        .executableTarget(name: "FuzzConfig", dependencies: [
+            "FuzzSupport", .product(name: "Funnel", package: "MailFunnel"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

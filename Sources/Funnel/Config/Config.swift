@@ -101,6 +101,10 @@ public struct Config: Sendable {
     /// Parses config text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws -> Config {
         let locator = TOMLLocator(text)
+        if let line = TOMLPrecheck.malformedHeaderLine(text) {
+            throw FunnelError.config(file: file, line: line, key: nil,
+                                     message: "not valid TOML: a table header is a name in brackets, such as [targets.home] or [[accounts]]")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

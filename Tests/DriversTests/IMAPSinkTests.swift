@@ -140,4 +140,44 @@ import Testing
             try await sink.close()
         }
     }
+
+    static func pending(size: Int, sha256: String, messageID: String?, watermark: TargetWatermark) -> PendingRecord {
+        PendingIntent(key: keys[0], sha256: sha256, size: size, messageID: messageID, target: "imap://jean@127.0.0.1",
+                      targetMailbox: "INBOX", watermark: watermark)
+    }
+
+    /// Recovery: a candidate the server answers `BODY[] NIL` for holds no content it will show;
+    /// it is not an empty message, so it is not taken for the copy of a zero-byte one.
+    @Test func aCandidateWithoutContentIsNotTheCopy() async throws {
+        let lines = Self.opening("IMAP4rev1 SASL-IR UIDPLUS") + [
+            .client("a4 UID FETCH 41:* (UID RFC822.SIZE)"),
+            .server("* 41 FETCH (UID 41 RFC822.SIZE 0)"),
+            .server("a4 OK Fetch completed."),
+            .client("a5 UID FETCH 41 (UID BODY.PEEK[])"),
+            .server("* 41 FETCH (UID 41 BODY[] NIL)"),
+            .server("a5 OK Fetch completed."),
+        ] + Self.logout("a6")
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let sink = try Self.sink(endpoint)
+            let record = Self.pending(size: 0, sha256: DriverTranscript.sha256(""), messageID: nil,
+                                      watermark: TargetWatermark(uidValidity: 1_700_000_000, uidNext: 41))
+            #expect(try await sink.locate(record, taken: [], unknownCopies: 0) == .absent)
+            try await sink.close()
+        }
+    }
+
+    /// Recovery in a renumbered folder searches by Message-ID, as an IMAP quoted string; an id
+    /// with a CR or an 8-bit byte cannot be one, so nothing is searched and the message goes again.
+    @Test func aMessageIDAQuotedStringCannotCarryIsNotSearched() async throws {
+        let lines = Self.opening("IMAP4rev1 SASL-IR UIDPLUS") + Self.logout("a4")
+        try await DriverTranscript.play(lines) { endpoint, _ in
+            let sink = try Self.sink(endpoint)
+            let record = Self.pending(size: 10, sha256: DriverTranscript.sha256("0123456789"), messageID: "<a\r\nb@été.example>",
+                                      watermark: TargetWatermark(uidValidity: 1_600_000_000, uidNext: 7))
+            #expect(try await sink.locate(record, taken: [], unknownCopies: 0) == .absent)
+            try await sink.close()
+        }
+        #expect(IMAPSink.quotedSearchString("<a\"b@x>") == "\"<a\\\"b@x>\"")
+        #expect(IMAPSink.quotedSearchString("<b@\u{7F}x>") == nil)
+    }
 }

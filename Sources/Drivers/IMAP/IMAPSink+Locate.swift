@@ -44,13 +44,23 @@ extension IMAPSink {
             sameSize = try await sizes(in: name, uidValidity: s.uidValidity, from: from, client: c)
                 .filter { $0.uid >= from && $0.size == record.size }.map(\.uid)
         } else {
-            let id = record.messageID!.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            let uids = try await c.uidSearch("HEADER Message-ID \"\(id)\"")
+            // A quoted string holds printable ASCII only; an id with control or 8-bit bytes
+            // cannot be searched for so, and a CR or LF in it would end the command early.
+            guard let id = record.messageID.flatMap(Self.quotedSearchString) else {
+                logger.notice("recovery: \(record.key): \(name) was renumbered and the message's Message-ID cannot be searched for; delivering again")
+                return .absent
+            }
+            let uids = try await c.uidSearch("HEADER Message-ID \(id)")
             sameSize = uids.isEmpty ? [] : try await fetchSizes(UIDSet(uids: uids), client: c).filter { $0.size == record.size }.map(\.uid)
         }
         sameSize.removeAll { taken.contains(ref($0)) }  // an identical twin's copy, not this one
         guard !sameSize.isEmpty else { return .absent }
         let read = try await contents(of: sameSize, in: name, uidValidity: s.uidValidity, client: c)
+        let unreadable = sameSize.filter { read[$0] == nil }
+        if !unreadable.isEmpty {
+            // Such a candidate can be neither ruled in nor out; if it was the copy, this duplicates.
+            logger.warning("recovery: \(record.key): the server gave no content for \(unreadable.count) candidate\(unreadable.count == 1 ? "" : "s") in \(name) (UID \(unreadable.prefix(5).map(String.init).joined(separator: ", "))); they are not taken for the copy")
+        }
         let byHash = sameSize.filter { read[$0]?.sha256 == record.sha256 }
         if !byHash.isEmpty && byHash.count <= unknownCopies {
             logger.notice("recovery: \(record.key): \(byHash.count) identical cop\(byHash.count == 1 ? "y" : "ies") in \(name) may belong to earlier deliveries without a UID; delivering again rather than guess")
@@ -108,20 +118,29 @@ extension IMAPSink {
             var hasher = SHA256()
             var uid: UInt32?
             var headers = HeaderScanner()
+            // `BODY[] NIL`: the server holds no content it will show; that is not an empty message.
+            var hasBody = false
             try await c.uidFetch(UIDSet(uids: unread), items: ["UID", "BODY.PEEK[]"]) { event in
                 switch event {
-                case .fetchBegan: hasher = SHA256(); headers = HeaderScanner(); uid = nil
+                case .fetchBegan: hasher = SHA256(); headers = HeaderScanner(); uid = nil; hasBody = false
                 case let .fetchAttribute(.uid(u)): uid = u
+                case .fetchBodyBegan: hasBody = true
                 case let .fetchBodyBytes(b):
                     b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
                     headers.consume(b)
                 case .fetchEnded:
-                    if let u = uid { known[u] = (hasher.finalize().hexString, headers.messageID) }
+                    if let u = uid, hasBody { known[u] = (hasher.finalize().hexString, headers.messageID) }
                 default: break
                 }
             }
             recoveryCache.folders[name, default: RecoveryCache.Folder(uidValidity: uidValidity, from: .max, sizes: [])].read = known
         }
         return known
+    }
+
+    /// `text` as an IMAP quoted string, or nil when it holds a byte a quoted string cannot carry.
+    static func quotedSearchString(_ text: String) -> String? {
+        guard text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { return nil }
+        return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

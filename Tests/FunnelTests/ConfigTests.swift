@@ -119,6 +119,13 @@ struct ConfigTests {
                   says: "a table header is a name in brackets"),
         BadConfig(name: "table header with a carriage return", text: "[\r d]\n", line: 1, key: nil,
                   says: "a table header is a name in brackets"),
+        // Found by FuzzConfig: toml++ asserts on an array whose next value would begin with '}'.
+        BadConfig(name: "array closed by a brace", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nlogin_mechanisms = [}\n",
+                  line: 4, key: nil, says: "an array is values in brackets"),
+        BadConfig(name: "array closed by a brace after a comma", text: "ledger = \"/l\"\nx = [\"a\",  # one\n }\n", line: 3, key: nil,
+                  says: "an array is values in brackets"),
+        BadConfig(name: "array in an inline table closed by a brace", text: "x = {a = [ }}\n", line: 1, key: nil,
+                  says: "an array is values in brackets"),
         BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",

@@ -105,6 +105,10 @@ public struct Config: Sendable {
             throw FunnelError.config(file: file, line: line, key: nil,
                                      message: "not valid TOML: a table header is a name in brackets, such as [targets.home] or [[accounts]]")
         }
+        if let line = TOMLPrecheck.braceInArrayLine(text) {
+            throw FunnelError.config(file: file, line: line, key: nil,
+                                     message: "not valid TOML: an array is values in brackets, such as [\"PLAIN\", \"LOGIN\"]; a '}' cannot close one")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

@@ -1,7 +1,7 @@
 /// What the TOML parser (toml++, inside TOMLKit) must not be given: it asserts, ending the
-/// process, on some malformed table headers (`[` alone, `[ # note`, `[[[x]]`, `[\r d]`) instead
-/// of reporting them, and a half-typed config must get its line named, not crash the daemon. So
-/// every header is checked here first.
+/// process, on some malformed table headers (`[` alone, `[ # note`, `[[[x]]`, `[\r d]`) and on an
+/// array whose next value would begin with `}` (`[}`, `[1, }`) instead of reporting them, and a
+/// half-typed config must get its line named, not crash the daemon. So these are checked first.
 enum TOMLPrecheck {
     /// The first line (from 1) that holds such a header, outside multi-line strings. A line in a
     /// multi-line array that opens a nested one (`[ [1] ]`) is refused too: no config key takes one.
@@ -65,5 +65,64 @@ enum TOMLPrecheck {
 
     private static func count(_ needle: String, in line: Substring) -> Int {
         line.split(separator: needle, omittingEmptySubsequences: false).count - 1
+    }
+
+    /// The line (from 1) where an array's value would begin with `}`, outside strings and comments.
+    static func braceInArrayLine(_ text: String) -> Int? {
+        let b = Array(text.utf8)
+        var line = 1, i = 0
+        var open: [UInt8] = []  // the brackets and braces of the values being read
+        var expectValue = false  // just after an array's `[` or one of its commas
+        var lineStart = true
+        func has(_ s: String, at j: Int) -> Bool {
+            let n = Array(s.utf8)
+            return j + n.count <= b.count && Array(b[j..<j + n.count]) == n
+        }
+        while i < b.count {
+            let c = b[i]
+            if c == 0x0A { line += 1; lineStart = true; i += 1; continue }
+            if c == 0x20 || c == 0x09 || c == 0x0D { i += 1; continue }
+            if c == UInt8(ascii: "#") {
+                while i < b.count, b[i] != 0x0A { i += 1 }
+                continue
+            }
+            if lineStart && open.isEmpty && c == UInt8(ascii: "[") {
+                // A table header: `malformedHeaderLine` has checked it.
+                while i < b.count, b[i] != 0x0A { i += 1 }
+                continue
+            }
+            lineStart = false
+            if expectValue && c == UInt8(ascii: "}") { return line }
+            expectValue = false
+            switch c {
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                let multi = has(c == UInt8(ascii: "'") ? "'''" : "\"\"\"", at: i)
+                i += multi ? 3 : 1
+                while i < b.count {
+                    if b[i] == 0x0A {
+                        if !multi { break }  // an unclosed string: toml++ reports it
+                        line += 1
+                    }
+                    if c == UInt8(ascii: "\""), b[i] == UInt8(ascii: "\\") {
+                        if i + 1 < b.count, b[i + 1] == 0x0A { line += 1 }
+                        i += 2
+                        continue
+                    }
+                    if b[i] == c, !multi || has(c == UInt8(ascii: "'") ? "'''" : "\"\"\"", at: i) {
+                        i += multi ? 3 : 1
+                        break
+                    }
+                    i += 1
+                }
+                continue
+            case UInt8(ascii: "["): open.append(c); expectValue = true
+            case UInt8(ascii: "{"): open.append(c)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): _ = open.popLast()
+            case UInt8(ascii: ","): expectValue = open.last == UInt8(ascii: "[")
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 }

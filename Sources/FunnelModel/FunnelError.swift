@@ -31,6 +31,8 @@ public enum FunnelError: Error, CustomStringConvertible, Sendable {
     case ledger(path: String, message: String)
     /// A usage problem on the command line.
     case usage(String)
+    /// Another process is working on the account (`AccountLocks`); the holder as its lock names it.
+    case busy(account: String, holder: String)
 
     public var exitStatus: ExitStatus {
         switch self {
@@ -40,6 +42,7 @@ public enum FunnelError: Error, CustomStringConvertible, Sendable {
         case .badSource: return .dataError
         case .noInput: return .noInput
         case .ledger: return .software
+        case .busy: return .temporaryFailure
         }
     }
 
@@ -58,6 +61,8 @@ public enum FunnelError: Error, CustomStringConvertible, Sendable {
             return "\(source): \(reason)"
         case let .ledger(path, message):
             return "ledger \(path): \(message)"
+        case let .busy(account, holder):
+            return "\(account): another run is working on this account: \(holder); wait for it, or give --wait"
         case let .usage(message):
             return message
         }

@@ -60,7 +60,8 @@ public final class SQLiteLedger: Ledger {
                 // roll back after a power loss, and a source message could be deleted on the strength
                 // of a `delivered` that is gone. FULL makes every commit durable.
                 try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-                try Self.migrator.migrate(pool)
+                // Two processes creating one ledger at once would both apply the first migrations.
+                try AccountLocks(ledgerPath: path).exclusive("schema") { try Self.migrator.migrate(pool) }
             }
         } catch let error as DatabaseError {
             throw FunnelError.ledger(path: path, message: error.message ?? "\(error)")

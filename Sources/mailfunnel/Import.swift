@@ -77,6 +77,9 @@ extension Mailfunnel {
         @Flag(name: .long, help: "List what would be delivered; change nothing.")
         var dryRun = false
 
+        @Flag(name: .long, help: "When another run is working on an account, wait for it to finish instead of leaving the account out (exit 75).")
+        var wait = false
+
         @Flag(name: .long, help: "Print one JSON object with the figures on stdout at the end.")
         var json = false
 
@@ -205,10 +208,23 @@ extension Mailfunnel {
                 ledger = try SQLiteLedger(path: path)
             }
 
+            let locks = AccountLocks(ledgerPath: path)
             let progress = ProgressDisplay(enabled: !common.quiet && !json && isatty(STDERR_FILENO) == 1)
             var total = RunSummary()
             var worst = ExitStatus.ok
             for job in jobs {
+                // A dry run changes nothing, so it may look while another run works.
+                let held: AccountLock?
+                do {
+                    held = dryRun ? nil : try await job.lock(in: locks, command: "mailfunnel import", wait: wait, logger: logger)
+                } catch {
+                    let (status, text) = describeFailure(error)
+                    FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
+                    worst = worse(worst, status)
+                    total.errors = (total.errors ?? []) + ["\(job.name): \(text)"]
+                    continue
+                }
+                defer { held?.release() }
                 let transfer = try job.makeTransfer(ledger: ledger, logger: logger, onEvent: { progress.handle($0) },
                                                     afterEffect: { stop?.count($0) })
                 do {

@@ -34,8 +34,10 @@ extension Mailfunnel {
             do {
                 let c = try Config.load(path: config)
                 guard !c.accounts.isEmpty else { throw FunnelError.config(file: config, line: nil, key: "accounts", message: "no [[accounts]] to serve") }
-                let ledger = try SQLiteLedger(path: common.ledger ?? c.ledger ?? SQLiteLedger.defaultPath)
-                var services: [any Service] = [DaemonService(configPath: config, config: c, ledger: ledger, logger: logger)]
+                let path = common.ledger ?? c.ledger ?? SQLiteLedger.defaultPath
+                let ledger = try SQLiteLedger(path: path)
+                var services: [any Service] = [DaemonService(configPath: config, config: c, ledger: ledger,
+                                                             locks: AccountLocks(ledgerPath: path), logger: logger)]
                 if let listen = c.daemon.metricsListen {
                     guard let (host, port) = MetricsServer.parse(listen) else {
                         throw FunnelError.config(file: config, line: nil, key: "daemon.metrics_listen",

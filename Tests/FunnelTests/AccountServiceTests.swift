@@ -47,7 +47,7 @@ struct AccountIdentityTests {
         var settings = EndpointSettings(passwordVariable: "UNUSED")
         settings.secret = Secret(inline: "pw")
         let job = ImportJob(name: "old", source: url, target: try MailURL.parse("maildir:/tmp/new"), options: TransferOptions())
-        let service = AccountService(job: job, ledger: MemoryLedger(), logger: Logger(label: "test"), limiter: AccountLimiter(1),
+        let service = AccountService(job: job, ledger: MemoryLedger(), locks: nil, logger: Logger(label: "test"), limiter: AccountLimiter(1),
                                      pollInterval: .seconds(60), idle: false)
         #expect(service.sourceIdentity == (try Endpoints.source(url, settings: settings)).identity)
     }

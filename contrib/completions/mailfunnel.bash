@@ -186,7 +186,7 @@ _mailfunnel() {
 
 _mailfunnel_import() {
     repeating_flags=(--verbose -v)
-    non_repeating_flags=(--dry-run --json --quiet --version -h --help)
+    non_repeating_flags=(--dry-run --wait --json --quiet --version -h --help)
     repeating_options=(--account)
     non_repeating_options=(--config --after-delivery --into --folders --source-password-file --source-password-command --target-password-file --target-password-command --ca-file --tls --envelope-to --source-auth-mechanisms --target-auth-mechanisms --timeout --ledger --log-format)
     __mailfunnel_offer_flags_options 2

@@ -23,7 +23,7 @@ function __mailfunnel_parse_tokens -S
         __mailfunnel_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'import'
-            __mailfunnel_parse_subcommand 2 'config=' 'account=+' 'after-delivery=' 'into=' 'folders=' 'source-password-file=' 'source-password-command=' 'target-password-file=' 'target-password-command=' 'ca-file=' 'tls=' 'envelope-to=' 'source-auth-mechanisms=' 'target-auth-mechanisms=' 'timeout=' 'dry-run' 'json' 'ledger=' 'v/verbose' 'quiet' 'log-format=' 'version' 'h/help'
+            __mailfunnel_parse_subcommand 2 'config=' 'account=+' 'after-delivery=' 'into=' 'folders=' 'source-password-file=' 'source-password-command=' 'target-password-file=' 'target-password-command=' 'ca-file=' 'tls=' 'envelope-to=' 'source-auth-mechanisms=' 'target-auth-mechanisms=' 'timeout=' 'dry-run' 'wait' 'json' 'ledger=' 'v/verbose' 'quiet' 'log-format=' 'version' 'h/help'
         case 'run'
             __mailfunnel_parse_subcommand 0 'config=' 'ledger=' 'v/verbose' 'quiet' 'log-format=' 'version' 'h/help'
         case 'check'
@@ -108,6 +108,7 @@ complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_
 complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import" target-auth-mechanisms' -l 'target-auth-mechanisms' -d 'Log in to the target only in these ways, tried in this order, comma-separated (as --source-auth-mechanisms).' -rfka ''
 complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import" timeout' -l 'timeout' -d 'Give up a connection when its server stays silent this long (default 120s), source and target alike.' -rfka ''
 complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import" dry-run' -l 'dry-run' -d 'List what would be delivered; change nothing.'
+complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import" wait' -l 'wait' -d 'When another run is working on an account, wait for it to finish instead of leaving the account out (exit 75).'
 complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import" json' -l 'json' -d 'Print one JSON object with the figures on stdout at the end.'
 complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import" ledger' -l 'ledger' -d 'The ledger database (default: $XDG_DATA_HOME/mailfunnel/ledger.sqlite).' -rfka ''
 complete -c 'mailfunnel' -n '__mailfunnel_should_offer_completions_for_flags_or_options "mailfunnel import"' -l 'verbose' -s 'v' -d 'More detail on stderr (-vv for a trace).'

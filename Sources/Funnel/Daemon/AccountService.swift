@@ -62,10 +62,15 @@ public struct AccountService: Service {
     let limiter: AccountLimiter
     let pollInterval: Duration
     let idle: Bool
+    /// The ledger's account locks: each pass holds its account's, so an import of the same account
+    /// waits for the pass or the pass for it. Nil for a ledger no other process can open.
+    let locks: AccountLocks?
 
-    public init(job: ImportJob, ledger: any Ledger, logger: Logger, limiter: AccountLimiter, pollInterval: Duration, idle: Bool) {
+    public init(job: ImportJob, ledger: any Ledger, locks: AccountLocks?, logger: Logger, limiter: AccountLimiter,
+                pollInterval: Duration, idle: Bool) {
         self.job = job
         self.ledger = ledger
+        self.locks = locks
         var logger = logger
         logger[metadataKey: "account"] = "\(job.name)"
         self.logger = logger
@@ -115,15 +120,27 @@ public struct AccountService: Service {
     }
 
     /// The ledger's name for the account: its source URL without secrets or folder.
-    var sourceIdentity: String {
-        Endpoints.identity(of: job.source)
-    }
+    var sourceIdentity: String { job.accountIdentity }
 
     /// One import pass, under the concurrency limit. Returns whether it went through, and how long
     /// the server asked to be left alone, if it did.
     func pass() async -> (ok: Bool, hint: Duration?) {
-        await limiter.acquire()
         let job = self.job, ledger = self.ledger, logger = self.logger
+        // The lock before a place under the limit: an account waiting for an import holds no place.
+        var held: AccountLock?
+        if let locks {
+            do {
+                held = try await cancelWhenGracefulShutdown {
+                    try await job.lock(in: locks, command: "mailfunnel run", wait: true, logger: logger)
+                }
+            } catch {
+                if error is CancellationError || Task.isShuttingDownGracefully { return (true, nil) }
+                logger.error("\(describeFailure(error).message)")
+                return (false, nil)
+            }
+        }
+        defer { held?.release() }
+        await limiter.acquire()
         let dimensions = [("account", job.name)]
         let inFlight = Meter(label: "mailfunnel_accounts_in_flight")
         inFlight.increment()
@@ -261,11 +278,11 @@ public struct AccountService: Service {
 
 extension Config {
     /// The daemon's services, one per account, sharing the ledger and the concurrency limit.
-    public func services(ledger: any Ledger, logger: Logger, limiter: AccountLimiter? = nil) throws -> [AccountService] {
+    public func services(ledger: any Ledger, locks: AccountLocks?, logger: Logger, limiter: AccountLimiter? = nil) throws -> [AccountService] {
         let limiter = limiter ?? AccountLimiter(daemon.maxConcurrentAccounts)
         return try importJobs(accounts: [], base: TransferOptions()).map { job in
             let account = accounts.first { $0.name == job.name }!
-            return AccountService(job: job, ledger: ledger, logger: logger, limiter: limiter,
+            return AccountService(job: job, ledger: ledger, locks: locks, logger: logger, limiter: limiter,
                                   pollInterval: account.pollInterval ?? daemon.pollInterval, idle: account.idle)
         }
     }

@@ -14,13 +14,15 @@ import UnixSignals
 public struct DaemonService: Service {
     let configPath: String
     let ledger: any Ledger
+    let locks: AccountLocks?
     let logger: Logger
     let initial: Config
 
-    public init(configPath: String, config: Config, ledger: any Ledger, logger: Logger) {
+    public init(configPath: String, config: Config, ledger: any Ledger, locks: AccountLocks?, logger: Logger) {
         self.configPath = configPath
         self.initial = config
         self.ledger = ledger
+        self.locks = locks
         self.logger = logger
     }
 
@@ -30,7 +32,7 @@ public struct DaemonService: Service {
         try await withThrowingDiscardingTaskGroup { group in
             var running: [String: (fingerprint: String, stop: StopFlag)] = [:]
             func services(_ c: Config) throws -> [(AccountService, String)] {
-                try c.services(ledger: ledger, logger: logger, limiter: limiter).map { ($0, "\($0.job) \($0.pollInterval) \($0.idle)") }
+                try c.services(ledger: ledger, locks: locks, logger: logger, limiter: limiter).map { ($0, "\($0.job) \($0.pollInterval) \($0.idle)") }
             }
             for (service, fingerprint) in try services(initial) {
                 let stop = StopFlag()

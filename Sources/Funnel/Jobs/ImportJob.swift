@@ -49,6 +49,18 @@ public struct ImportJob: Sendable {
         }
     }
 
+    /// The ledger's name for the account: its source URL without secrets or folder.
+    public var accountIdentity: String { Endpoints.identity(of: source) }
+
+    /// This job's account lock (`AccountLocks`): taken at once, or, with `wait`, as soon as the
+    /// process holding it lets go.
+    public func lock(in locks: AccountLocks, command: String, wait: Bool, logger: Logger) async throws -> AccountLock {
+        guard wait else { return try locks.hold(account: accountIdentity, name: name, command: command) }
+        return try await locks.hold(account: accountIdentity, name: name, command: command) { holder in
+            logger.notice("\(name): another run is working on this account: \(holder); waiting for it")
+        }
+    }
+
     /// Builds the transfer (opening nothing on the network yet).
     public func makeTransfer(ledger: any Ledger, logger: Logger, onEvent: @escaping (TransferEvent) -> Void,
                              afterEffect: @escaping (SideEffect) throws -> Void = { _ in }) throws -> Transfer {

@@ -126,6 +126,11 @@ struct ConfigTests {
                   says: "an array is values in brackets"),
         BadConfig(name: "array in an inline table closed by a brace", text: "x = {a = [ }}\n", line: 1, key: nil,
                   says: "an array is values in brackets"),
+        // Found by FuzzConfig: after a byte order mark, the first line's header went unchecked.
+        BadConfig(name: "table header after a byte order mark", text: "\u{FEFF}[\u{FFFD}arg]\n", line: 1, key: nil,
+                  says: "a table header is a name in brackets"),
+        BadConfig(name: "array closed by a brace after a byte order mark", text: "\u{FEFF}[}\n", line: 1, key: nil,
+                  says: "a table header is a name in brackets"),
         BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",

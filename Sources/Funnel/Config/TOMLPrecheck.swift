@@ -6,6 +6,7 @@ enum TOMLPrecheck {
     /// The first line (from 1) that holds such a header, outside multi-line strings. A line in a
     /// multi-line array that opens a nested one (`[ [1] ]`) is refused too: no config key takes one.
     static func malformedHeaderLine(_ text: String) -> Int? {
+        let text = withoutBOM(text)
         var inBasic = false, inLiteral = false
         var number = 0
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -54,6 +55,11 @@ enum TOMLPrecheck {
         }
     }
 
+    /// The text as toml++ reads it: a byte order mark at the start is not part of the first line.
+    private static func withoutBOM(_ text: String) -> String {
+        text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text
+    }
+
     /// A bare key's characters: A-Z a-z 0-9 _ -.
     private static func isBare(_ b: UInt8) -> Bool {
         switch b {
@@ -69,7 +75,7 @@ enum TOMLPrecheck {
 
     /// The line (from 1) where an array's value would begin with `}`, outside strings and comments.
     static func braceInArrayLine(_ text: String) -> Int? {
-        let b = Array(text.utf8)
+        let b = Array(withoutBOM(text).utf8)
         var line = 1, i = 0
         var open: [UInt8] = []  // the brackets and braces of the values being read
         var expectValue = false  // just after an array's `[` or one of its commas

@@ -8,8 +8,8 @@ import Foundation
 /// - mbox: `(account, "", 0, "<sha256 of the message>/<n>")`, n counting identical copies in the file
 /// - Maildir: `(account, folder, 0, unique part of the file name)`
 ///
-/// `account` is the source's canonical URL (no password): an ad hoc import and a configured account
-/// on the same mailbox share their ledger rows, so one never redelivers what the other did.
+/// `account` is the ledger's account (`LedgerAccount`): the source's canonical URL (no password)
+/// and the target's, so each target of a source has rows of its own.
 public struct SourceKey: Sendable, Hashable, CustomStringConvertible {
     public var account: String
     public var mailbox: String
@@ -26,7 +26,9 @@ public struct SourceKey: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         let mb = mailbox.isEmpty ? "" : " \(mailbox)"
         let uv = uidValidity == 0 ? "" : " uidvalidity=\(uidValidity)"
-        return "\(account)\(mb)\(uv) \(ident)"
+        // The source alone: logs already say which target.
+        let source = account.range(of: LedgerAccount.separator).map { account[..<$0.lowerBound] } ?? account[...]
+        return "\(source)\(mb)\(uv) \(ident)"
     }
 }
 

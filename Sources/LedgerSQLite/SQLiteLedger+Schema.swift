@@ -87,6 +87,25 @@ extension SQLiteLedger {
                 CREATE INDEX message_content_prefix ON message (substr(sha256, 1, 16));
                 """)
         }
+        // Records per source and target (`LedgerAccount`): every row's account gains its target.
+        // A failure or skip has no target of its own; it was the account's latest run's, as was a
+        // watermark or a schedule. What names no target at all is left as it was: a row of an
+        // account no run names is one no run will look up.
+        m.registerMigration("v4: records per source and target") { db in
+            try db.execute(sql: """
+                CREATE TEMP TABLE latest_target AS
+                    SELECT account, target FROM run WHERE id IN (SELECT MAX(id) FROM run GROUP BY account);
+                UPDATE message SET account = account || '\(LedgerAccount.separator)' || COALESCE(target,
+                    (SELECT l.target FROM latest_target l WHERE l.account = message.account))
+                WHERE COALESCE(target, (SELECT l.target FROM latest_target l WHERE l.account = message.account)) IS NOT NULL;
+                UPDATE watermark SET account = watermark.account || '\(LedgerAccount.separator)' || l.target
+                    FROM latest_target l WHERE l.account = watermark.account;
+                UPDATE schedule SET account = schedule.account || '\(LedgerAccount.separator)' || l.target
+                    FROM latest_target l WHERE l.account = schedule.account;
+                UPDATE run SET account = account || '\(LedgerAccount.separator)' || target;
+                DROP TABLE latest_target;
+                """)
+        }
         return m
     }
 }

@@ -62,6 +62,7 @@ extension SQLiteLedger {
                 var s = entry(account)
                 s.name = row["name"]
                 s.target = row["target"]
+                s.source = LedgerAccount.source(of: account, target: row["target"])
                 s.lastRunStarted = (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:))
                 s.lastRunFinished = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
                 s.lastSuccess = (row["last_success"] as Double?).map(Date.init(timeIntervalSince1970:))

@@ -81,7 +81,7 @@ final class PageRunner {
     static let lateBatches = 3
 
     private func key(_ i: Int) -> SourceKey {
-        SourceKey(account: source.identity, mailbox: mailbox, uidValidity: uidValidity, ident: machine.messages[i].ident)
+        SourceKey(account: transfer.account, mailbox: mailbox, uidValidity: uidValidity, ident: machine.messages[i].ident)
     }
 
     /// Runs the page; returns where the high-water mark may move.

@@ -2,19 +2,15 @@ import FunnelModel
 import Logging
 
 extension Transfer {
-    /// Decides every `pending` row of this account for this target: present at the target →
+    /// Decides every `pending` row of this account (its source into this target): present at the target →
     /// `delivered`; absent → retryable, delivered again in this run. Each row's answer is committed
     /// as soon as it is known, so a run cut short (a link that drops) leaves the next one less to do.
     func recover(_ ledger: any Ledger) async throws {
-        let pending = try await ledger.pending(account: source.identity)
+        let pending = try await ledger.pending(account: account)
         guard !pending.isEmpty else { return }
         try await targetConnected()
         var found: Set<String> = []
         for record in pending {
-            guard record.target == sink.identity else {
-                logger.warning("pending message \(record.key) was bound for \(record.target), not \(sink.identity); left pending until that target is used again")
-                continue
-            }
             let refs = try await ledger.deliveredRefs(target: record.target, targetMailbox: record.targetMailbox, sha256: record.sha256)
             let taken = found.union(refs.filter { !$0.isEmpty })
             let outcome: DeliveryOutcome

@@ -35,6 +35,8 @@ public final class Transfer {
     public let sink: MailSink
     public let ledger: any Ledger
     public let options: TransferOptions
+    /// The ledger's account this transfer writes under: its source into its sink (`LedgerAccount`).
+    public let account: String
     let logger: Logger
     let onEvent: (TransferEvent) -> Void
     /// Called after every side effect; a test hook throws from it to simulate a crash.
@@ -56,6 +58,7 @@ public final class Transfer {
         self.sink = sink
         self.ledger = ledger
         self.options = options
+        self.account = LedgerAccount.of(source: source.identity, target: sink.identity)
         var logger = logger
         logger[metadataKey: "account"] = "\(options.name ?? source.identity)"
         self.logger = logger
@@ -79,7 +82,7 @@ public final class Transfer {
             summary.ledgerSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
         }
         let runID = options.dryRun ? nil : try await ledger.beginRun(
-            account: source.identity, name: options.name ?? source.identity, target: sink.identity)
+            account: account, name: options.name ?? source.identity, target: sink.identity)
         if options.connectTargetEarly && !options.dryRun {
             let sink = Handoff(self.sink)
             targetConnecting = Task { try await sink.value.connect() }
@@ -91,7 +94,7 @@ public final class Transfer {
             try afterEffect(.sourceClose)
             for (mailbox, idents) in committed where !idents.isEmpty && !options.dryRun {
                 // Sources that commit at close have no UIDVALIDITY (POP3).
-                try await ledger.markDisposed(idents.map { SourceKey(account: source.identity, mailbox: mailbox, ident: $0) },
+                try await ledger.markDisposed(idents.map { SourceKey(account: account, mailbox: mailbox, ident: $0) },
                                         how: options.disposal)
                 try afterEffect(.ledgerDisposed)
             }
@@ -143,7 +146,7 @@ public final class Transfer {
         // says which are still at the source.
         var undisposed: Set<String> = []
         if options.disposal != .keep, !options.dryRun {
-            undisposed = try await ledger.idents(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
+            undisposed = try await ledger.idents(account: account, mailbox: mailbox, uidValidity: info.uidValidity,
                                            state: .delivered)
         }
         // Each target folder is readied once for the mailbox; the account's is nil's.
@@ -153,13 +156,14 @@ public final class Transfer {
         var after: UInt32?
         // Not while some delivered messages still wait to be disposed of: they are below the mark.
         if source.supportsIncrementalListing, undisposed.isEmpty,
-           let mark = try await ledger.watermark(account: source.identity, mailbox: mailbox), mark.uidValidity == info.uidValidity {
+           let mark = try await ledger.watermark(account: account, mailbox: mailbox), mark.uidValidity == info.uidValidity {
             after = mark.highestUID
         }
         let complete = info.isComplete && after == nil
+        var listedHere = 0
         try await source.list(mailbox: mailbox, pageSize: options.pageSize, after: after) { page in
             try Task.checkCancellation()
-            let known = try await ledger.entries(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity,
+            let known = try await ledger.entries(account: account, mailbox: mailbox, uidValidity: info.uidValidity,
                                            idents: page.map(\.ident))
             var deliver: [ListedMessage] = []
             var leftovers: [ListedMessage] = []
@@ -178,6 +182,8 @@ public final class Transfer {
                 }
             }
             summary.listed += page.count
+            summary.earlier += page.count - deliver.count
+            listedHere += page.count
             onEvent(.listed(messages: page.count, bytes: page.reduce(0) { $0 + ($1.size ?? 0) }))
             onEvent(.alreadyDone(messages: page.count - deliver.count, bytes: doneBytes))
             logger.debug("\(mailbox): \(page.count) listed, \(deliver.count) to deliver, \(leftovers.count) to dispose of")
@@ -194,7 +200,7 @@ public final class Transfer {
             // `DecisionStage`); when the ledger holds nothing under another UIDVALIDITY, no query per message.
             var reconcile = false
             if options.disposal != .delete {
-                reconcile = try await ledger.hasDeliveriesOutside(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity)
+                reconcile = try await ledger.hasDeliveriesOutside(account: account, mailbox: mailbox, uidValidity: info.uidValidity)
             }
             let runner = PageRunner(transfer: self, deliver: deliver, leftovers: leftovers, mailbox: mailbox, info: info,
                                     reconcile: reconcile) { folder in
@@ -209,16 +215,21 @@ public final class Transfer {
             // The high-water mark moves only while every earlier page is settled.
             if !watermarkHeld, let mark = pageWatermark {
                 try await ledger.setWatermark(SourceWatermark(uidValidity: info.uidValidity, highestUID: mark.uid),
-                                              account: source.identity, mailbox: mailbox)
+                                              account: account, mailbox: mailbox)
                 try afterEffect(.ledgerWatermark)
                 watermarkHeld = !mark.pageSettled
             }
+        }
+        if after != nil, let holds = info.expectedMessages, holds > listedHere {
+            // Below the high-water mark, unlisted: every one settled by an earlier run.
+            summary.listed += holds - listedHere
+            summary.earlier += holds - listedHere
         }
         if options.disposal == .delete && complete && !undisposed.isEmpty {
             // Delivered but gone from a complete listing: a run deleted it and stopped before it
             // could record so. Record it now, or it would read as `delivered` for ever.
             try await ledger.markDisposed(undisposed.sorted().map {
-                SourceKey(account: source.identity, mailbox: mailbox, uidValidity: info.uidValidity, ident: $0)
+                SourceKey(account: account, mailbox: mailbox, uidValidity: info.uidValidity, ident: $0)
             }, how: .delete)
             try afterEffect(.ledgerDisposed)
         }

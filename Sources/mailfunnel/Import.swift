@@ -232,7 +232,7 @@ extension Mailfunnel {
                     progress.finish()
                     total = total + summary
                     if !common.quiet && !json {
-                        printSummary(job.name, summary)
+                        printSummary(job.name, summary, target: transfer.sink.identity)
                     }
                     if summary.deferred > 0 { worst = worse(worst, .temporaryFailure) }
                     if summary.failed > summary.deferred { worst = worse(worst, .dataError) }
@@ -246,7 +246,7 @@ extension Mailfunnel {
                     done.errors = ["\(job.name): \(text)"]
                     total = total + done
                     if !common.quiet && !json {
-                        printSummary(job.name, done)
+                        printSummary(job.name, done, target: transfer.sink.identity)
                     }
                 }
             }
@@ -262,9 +262,11 @@ extension Mailfunnel {
             return worst
         }
 
-        private func printSummary(_ name: String, _ s: RunSummary) {
+        private func printSummary(_ name: String, _ s: RunSummary, target: String) {
             let rate = s.seconds > 0 ? Double(s.delivered) / s.seconds : 0
             var line = "\(name): \(s.listed) listed, \(s.delivered) delivered, \(s.skipped) skipped, \(s.failed) failed"
+            // Records are per target: say whose, so a run that delivers nothing is not a mystery.
+            if s.earlier > 0 { line += " (\(s.earlier) done into \(target) by earlier runs)" }
             if s.deferred > 0 { line += " (\(s.deferred) deferred to the next run)" }
             if let would = s.wouldDeliver { line += ", \(would) would be delivered (dry run)" }
             line += String(format: ", %@ in %.2f s (%.0f msg/s)", formatBytes(s.bytes), s.seconds, rate)

@@ -39,7 +39,7 @@ extension Mailfunnel {
                 if accounts.isEmpty { print("The ledger at \(ledgerPath) holds no accounts yet.") }
                 let formatter = ISO8601DateFormatter()
                 for a in accounts {
-                    print(a.name == a.account ? a.account : "\(a.name) (\(a.account))")
+                    print(a.name == a.source ? a.source : "\(a.name) (\(a.source))")
                     if let t = a.target { print("  target:       \(t)") }
                     let counts = LedgerState.allCases.map { "\($0.rawValue) \(a.counts[$0.rawValue] ?? 0)" }
                     print("  messages:     \(counts.joined(separator: ", "))")

@@ -41,14 +41,20 @@ struct AccountIdentityTests {
     static let urls = ["mbox:/var/mail/old.mbox?format=mboxo", "mbox:/var/mail/old.mbox", "maildir:/var/mail/Old/",
                        "maildir:/var/mail/Old", "imaps://jean@imap.example.net/INBOX", "imap://jean@imap.example.net:1143",
                        "pop3s://jean.dupont@pop.example.fr"]
+    static let targets = ["maildir:/tmp/new/", "maildir:/tmp/new", "imaps://jean@imap.example.net/Archive",
+                          "smtp://relay.example.net:2525"]
 
-    @Test(arguments: urls) func theDaemonNamesAnAccountAsItsSourceDoes(_ text: String) throws {
-        let url = try MailURL.parse(text)
+    @Test(arguments: urls, targets) func theDaemonNamesAnAccountAsItsTransferDoes(_ text: String, _ targetText: String) throws {
+        let url = try MailURL.parse(text), target = try MailURL.parse(targetText)
         var settings = EndpointSettings(passwordVariable: "UNUSED")
         settings.secret = Secret(inline: "pw")
-        let job = ImportJob(name: "old", source: url, target: try MailURL.parse("maildir:/tmp/new"), options: TransferOptions())
+        settings.envelopeTo = "jean@example.org"
+        let job = ImportJob(name: "old", source: url, target: target, options: TransferOptions())
         let service = AccountService(job: job, ledger: MemoryLedger(), locks: nil, logger: Logger(label: "test"), limiter: AccountLimiter(1),
                                      pollInterval: .seconds(60), idle: false)
-        #expect(service.sourceIdentity == (try Endpoints.source(url, settings: settings)).identity)
+        let transfer = Transfer(source: try Endpoints.source(url, settings: settings),
+                                sink: try Endpoints.sink(target, settings: settings), ledger: MemoryLedger(), options: TransferOptions())
+        #expect(service.ledgerAccount == transfer.account)
+        #expect(job.accountIdentity == transfer.source.identity)
     }
 }

@@ -98,4 +98,42 @@ struct SQLiteLedgerTests {
         }
         #expect(try ledger.entry(key)?.state == .pending)
     }
+
+    /// A ledger written before records were kept per target: each row moves to its source and
+    /// target's account (a failure, a watermark or a schedule to the latest run's target), so
+    /// nothing already delivered is delivered again into that target, and another target starts empty.
+    @Test func aLedgerKeptPerSourceMovesToPerSourceAndTarget() async throws {
+        let path = dir.file("old.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteLedger.migrator.migrate(queue, upTo: "v3: content index on a hash prefix")
+        try await queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO message (account, mailbox, uid_validity, ident, state, target, target_mailbox, sha256, created_at, updated_at)
+                    VALUES ('src', 'INBOX', 5, '1', 'delivered', 'T1', 'INBOX', 'aa', 0, 0);
+                INSERT INTO message (account, mailbox, uid_validity, ident, state, error_class, created_at, updated_at)
+                    VALUES ('src', 'INBOX', 5, '2', 'failed', 'temporary', 0, 0);
+                INSERT INTO watermark VALUES ('src', 'INBOX', 5, 1, 0);
+                INSERT INTO run (account, name, target, started_at, finished_at) VALUES ('src', 'old', 'T0', 0, 1);
+                INSERT INTO run (account, name, target, started_at, finished_at) VALUES ('src', 'old', 'T1', 2, 3);
+                INSERT INTO schedule VALUES ('src', 'old', NULL, 'idle', 0);
+                """)
+        }
+        try queue.close()
+
+        let ledger = try SQLiteLedger(path: path)
+        let t1 = LedgerAccount.of(source: "src", target: "T1")
+        let entries = try await ledger.entries(account: t1, mailbox: "INBOX", uidValidity: 5, idents: ["1", "2"])
+        #expect(entries["1"]?.state == .delivered)
+        #expect(entries["2"]?.state == .failed)
+        #expect(try await ledger.watermark(account: t1, mailbox: "INBOX") == SourceWatermark(uidValidity: 5, highestUID: 1))
+        let other = LedgerAccount.of(source: "src", target: "T2")
+        #expect(try await ledger.entries(account: other, mailbox: "INBOX", uidValidity: 5, idents: ["1"]).isEmpty)
+        #expect(try await ledger.watermark(account: other, mailbox: "INBOX") == nil)
+        let status = try await ledger.status()
+        let current = try #require(status.first { $0.target == "T1" })
+        #expect(current.source == "src")
+        #expect(current.counts == ["delivered": 1, "failed": 1])
+        #expect(current.waiting == "idle")
+        #expect(status.first { $0.target == "T0" }?.counts.isEmpty == true)
+    }
 }

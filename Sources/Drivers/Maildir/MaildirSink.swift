@@ -57,23 +57,26 @@ public final class MaildirSink: MailSink {
     }
 
     /// The unique part of the file name for a source key: the same key always gives the same name.
-    static func uniqueName(for key: SourceKey, date: Date?, host: String) -> String {
+    /// Named by the source part of the key's account, as before records were kept per target, so
+    /// a message pending across that upgrade is still found.
+    static func uniqueName(for key: SourceKey, target: String, date: Date?, host: String) -> String {
         var h = SHA256()
-        h.update(data: Data("\(key.account)\u{0}\(key.mailbox)\u{0}\(key.uidValidity)\u{0}\(key.ident)".utf8))
+        let account = LedgerAccount.source(of: key.account, target: target)
+        h.update(data: Data("\(account)\u{0}\(key.mailbox)\u{0}\(key.uidValidity)\u{0}\(key.ident)".utf8))
         let digest = Array(h.finalize()).prefix(16).hexString
         let seconds = Int64((date ?? Date(timeIntervalSince1970: 0)).timeIntervalSince1970)
         return "\(max(seconds, 0)).MF\(digest).\(host)"
     }
 
-    static func keyMarker(for key: SourceKey) -> String {
-        let name = uniqueName(for: key, date: nil, host: "")
+    static func keyMarker(for key: SourceKey, target: String) -> String {
+        let name = uniqueName(for: key, target: target, date: nil, host: "")
         let start = name.range(of: ".MF")!.lowerBound
         return String(name[start...])  // ".MF<hash>." : what recovery looks for
     }
 
     public func deliver(_ message: SpooledMessage, key: SourceKey, mailbox: String) async throws -> DeliveryReceipt {
         let dir = maildir.directory(of: mailbox)
-        let unique = Self.uniqueName(for: key, date: message.internalDate, host: host) + ",S=\(message.size)"
+        let unique = Self.uniqueName(for: key, target: identity, date: message.internalDate, host: host) + ",S=\(message.size)"
         let info = message.flags.maildirInfo
         let relative = message.flags.isEmpty || (info.isEmpty) ? "new/\(unique)" : "cur/\(unique):2,\(info)"
         let tmp = "\(dir)/tmp/\(unique)"
@@ -143,7 +146,7 @@ public final class MaildirSink: MailSink {
     /// The file name comes from the source key, so twins never share one: `taken` is not needed.
     public func locate(_ record: PendingRecord, taken: Set<String>, unknownCopies: Int) async throws -> Presence {
         let dir = maildir.directory(of: record.targetMailbox)
-        let marker = Self.keyMarker(for: record.key)
+        let marker = Self.keyMarker(for: record.key, target: identity)
         // A file left in tmp/ never became visible: remove it.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/tmp")) ?? [] where name.contains(marker) {
             unlink("\(dir)/tmp/\(name)")

@@ -98,7 +98,7 @@ public struct AccountService: Service {
             if !ok { logger.notice("next attempt in \(wait)") }
             if stop.isRaised { break }
             let pushing = ok && idle && [.imap, .imaps].contains(job.source.scheme)
-            try? await ledger.setSchedule(account: sourceIdentity, name: job.name,
+            try? await ledger.setSchedule(account: ledgerAccount, name: job.name,
                                     next: pushing ? nil : Date().addingTimeInterval(Double(wait.components.seconds)),
                                     mode: pushing ? "idle" : ok ? "poll" : "backoff")
             if pushing {
@@ -119,8 +119,8 @@ public struct AccountService: Service {
         logger.info("stopped")
     }
 
-    /// The ledger's name for the account: its source URL without secrets or folder.
-    var sourceIdentity: String { job.accountIdentity }
+    /// The ledger's account of the job (`LedgerAccount`), as its transfers write it.
+    var ledgerAccount: String { job.ledgerAccount }
 
     /// One import pass, under the concurrency limit. Returns whether it went through, and how long
     /// the server asked to be left alone, if it did.

@@ -49,8 +49,12 @@ public struct ImportJob: Sendable {
         }
     }
 
-    /// The ledger's name for the account: its source URL without secrets or folder.
+    /// The source's identity: its URL without secrets or folder. Locks are per source account, as
+    /// deleting at a source is one run's business whatever the target.
     public var accountIdentity: String { Endpoints.identity(of: source) }
+
+    /// The ledger's account: the source into the target (`LedgerAccount`).
+    public var ledgerAccount: String { LedgerAccount.of(source: accountIdentity, target: Endpoints.identity(of: target)) }
 
     /// This job's account lock (`AccountLocks`): taken at once, or, with `wait`, as soon as the
     /// process holding it lets go.

@@ -123,6 +123,9 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public var delivered = 0
     public var skipped = 0
     public var failed = 0
+    /// Of `listed`, the messages earlier runs had settled (delivered, skipped, or given up on): why
+    /// a run that delivers nothing may be right. Under an IMAP high-water mark, the messages below it.
+    public var earlier = 0
     /// Messages that hit a temporary failure and stay for the next run (counted in `failed` too).
     public var deferred = 0
     public var bytes = 0
@@ -137,7 +140,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case listed, delivered, skipped, failed, deferred, bytes, seconds
+        case listed, delivered, skipped, failed, earlier, deferred, bytes, seconds
         case ledgerSeconds = "ledger_seconds"
         case wouldDeliver = "would_deliver"
         case errors
@@ -149,6 +152,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         s.delivered += b.delivered
         s.skipped += b.skipped
         s.failed += b.failed
+        s.earlier += b.earlier
         s.deferred += b.deferred
         s.bytes += b.bytes
         s.seconds += b.seconds
@@ -161,8 +165,10 @@ public struct RunSummary: Sendable, Codable, Equatable {
 
 /// One account as `mailfunnel status` shows it.
 public struct AccountStatus: Sendable, Codable, Equatable {
+    /// The ledger's account: `source` into `target` (`LedgerAccount`).
     public var account: String
     public var name: String
+    public var source: String
     public var target: String?
     public var counts: [String: Int]
     public var lastRunStarted: Date?
@@ -178,6 +184,7 @@ public struct AccountStatus: Sendable, Codable, Equatable {
     public init(account: String, name: String, target: String?, counts: [String: Int]) {
         self.account = account
         self.name = name
+        self.source = target.map { LedgerAccount.source(of: account, target: $0) } ?? account
         self.target = target
         self.counts = counts
     }

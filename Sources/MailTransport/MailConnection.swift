@@ -36,8 +36,7 @@ public final class MailConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let bridge = ReadBridge(endpoint: endpoint)
                     if let sslContext {
-                        let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: endpoint.isIPAddress ? nil : endpoint.host)
-                        try channel.pipeline.syncOperations.addHandler(tls)
+                        try channel.pipeline.syncOperations.addHandler(try tlsHandler(sslContext, endpoint))
                     }
                     try channel.pipeline.syncOperations.addHandler(bridge)
                 }
@@ -130,13 +129,37 @@ public final class MailConnection: Sendable {
         let bridge = self.bridge
         try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             do {
-                let tls = try NIOSSLClientHandler(context: context, serverHostname: endpoint.isIPAddress ? nil : endpoint.host)
-                try channel.pipeline.syncOperations.addHandler(tls, position: .first)
+                try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(context, endpoint), position: .first)
                 return bridge.value.waitForHandshake(timeout: .seconds(Int64(endpoint.readTimeout.components.seconds)))
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)
             }
         }.get()
+    }
+
+    /// The TLS handler for `endpoint`: NIOSSL verifies the chain and the name; a server reached by
+    /// name must also have that name among its certificate's DNS names (`ServerIdentity`).
+    static func tlsHandler(_ context: NIOSSLContext, _ endpoint: ServerEndpoint) throws -> NIOSSLClientHandler {
+        guard !endpoint.isIPAddress else { return try NIOSSLClientHandler(context: context, serverHostname: nil) }
+        let host = endpoint.host, described = endpoint.description
+        return try NIOSSLClientHandler._makeSSLClientHandler(context: context, serverHostname: host) { certificate, channel in
+            var dnsNames: [String] = [], addresses: [String] = []
+            for name in certificate._subjectAlternativeNames() {
+                switch name.nameType {
+                case .dnsName: dnsNames.append(String(decoding: Array(name.contents), as: UTF8.self))
+                case .ipAddress:
+                    let packed = channel.allocator.buffer(bytes: Array(name.contents))
+                    addresses.append((try? SocketAddress(packedIPAddress: packed, port: 0))?.ipAddress ?? "an IP address")
+                default: break
+                }
+            }
+            // Without subjectAltName, NIOSSL compared the common name.
+            guard !dnsNames.isEmpty || !addresses.isEmpty, !ServerIdentity.names(host, in: dnsNames) else {
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            return channel.eventLoop.makeFailedFuture(TransportError.certificateForAnotherName(
+                endpoint: described, reason: ServerIdentity.mismatch(host, dnsNames: dnsNames, addresses: addresses)))
+        }
     }
 
     /// Closes at once, without waiting: for a cancellation handler (a pending read then fails).
@@ -151,8 +174,9 @@ public final class MailConnection: Sendable {
 
     static func describe(_ error: Error) -> String {
         let text = "\(error)"
-        if text.contains("connection reset") { return "connection reset" }
+        // NIO words every failed connect as "connection reset (error set)" before the errno's text.
         if text.contains("Connection refused") || text.contains("connection refused") { return "connection refused" }
+        if text.contains("connection reset") { return "connection reset" }
         if text.contains("connectTimeout") || text.contains("timeout") { return "timed out" }
         return text
     }
@@ -375,12 +399,20 @@ final class ReadBridge: ChannelDuplexHandler, RemovableChannelHandler {
         if let e = error as? NIOSSLError {
             switch e {
             case .handshakeFailed:
+                // What a plain-text server's greeting reads as, taken for a TLS record.
+                if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG")
+                    || text.contains("HTTP_REQUEST") || text.contains("UNKNOWN_PROTOCOL") {
+                    return TransportError.notTLS(endpoint: endpoint.description, hungUp: false)
+                }
+                if text.contains("EOF during handshake") {
+                    return TransportError.notTLS(endpoint: endpoint.description, hungUp: true)
+                }
                 if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate") {
                     return TransportError.certificateRejected(endpoint: endpoint.description, reason: "certificate verify failed")
                 }
                 return TransportError.tlsFailed(endpoint: endpoint.description, reason: text)
             case .unableToValidateCertificate:
-                return TransportError.certificateRejected(endpoint: endpoint.description, reason: "its name does not match \(endpoint.host)")
+                return TransportError.certificateForAnotherName(endpoint: endpoint.description, reason: "it does not name \(endpoint.host)")
             default:
                 return TransportError.tlsFailed(endpoint: endpoint.description, reason: text)
             }

@@ -131,6 +131,11 @@ struct ConfigTests {
                   says: "a table header is a name in brackets"),
         BadConfig(name: "array closed by a brace after a byte order mark", text: "\u{FEFF}[}\n", line: 1, key: nil,
                   says: "a table header is a name in brackets"),
+        // Found by FuzzConfig: a line ended by CRLF was not a line, so the header check missed it.
+        BadConfig(name: "table header with no name, CRLF", text: "ledger = \"/l\"\r\n[\r\n", line: 2, key: nil,
+                  says: "a table header is a name in brackets"),
+        BadConfig(name: "bad value, CRLF", text: "[targets.t]\r\nurl = \"imaps://me@host\"\r\ntimeout = \"soon\"\r\n",
+                  line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",

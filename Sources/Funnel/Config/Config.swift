@@ -358,7 +358,7 @@ struct TOMLLocator {
     init(_ text: String) {
         var section = ""
         var arrayCounts: [String: Int] = [:]
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, raw) in TOMLPrecheck.lines(text).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("[[") {
                 let name = line.dropFirst(2).prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)

@@ -9,7 +9,7 @@ enum TOMLPrecheck {
         let text = withoutBOM(text)
         var inBasic = false, inLiteral = false
         var number = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in lines(text) {
             number += 1
             let bytes = Array(line.utf8)
             if !inBasic && !inLiteral {
@@ -53,6 +53,12 @@ enum TOMLPrecheck {
             guard line[i] == UInt8(ascii: ".") else { return false }
             i += 1
         }
+    }
+
+    /// The lines as toml++ numbers them: ended by LF or CRLF. (Swift reads CRLF as one Character,
+    /// which a split on "\n" never finds: a config saved with CRLF would be one long line.)
+    static func lines(_ text: String) -> [Substring] {
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
     }
 
     /// The text as toml++ reads it: a byte order mark at the start is not part of the first line.

@@ -136,6 +136,9 @@ struct ConfigTests {
                   says: "a table header is a name in brackets"),
         BadConfig(name: "bad value, CRLF", text: "[targets.t]\r\nurl = \"imaps://me@host\"\r\ntimeout = \"soon\"\r\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
+        // Found by FuzzConfig: a triple quote in a comment was taken to open a multi-line string.
+        BadConfig(name: "table header after a comment with a triple quote", text: "#\"\"\"@\n    [$\t\r\ts t\n", line: 2, key: nil,
+                  says: "a table header is a name in brackets"),
         BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",

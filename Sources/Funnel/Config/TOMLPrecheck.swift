@@ -7,21 +7,51 @@ enum TOMLPrecheck {
     /// multi-line array that opens a nested one (`[ [1] ]`) is refused too: no config key takes one.
     static func malformedHeaderLine(_ text: String) -> Int? {
         let text = withoutBOM(text)
-        var inBasic = false, inLiteral = false
+        var open = Open.none
         var number = 0
         for line in lines(text) {
             number += 1
             let bytes = Array(line.utf8)
-            if !inBasic && !inLiteral {
+            if open == .none {
                 var i = 0
                 while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
                 if i < bytes.count, bytes[i] == UInt8(ascii: "["), !isHeader(bytes[i...]) { return number }
             }
-            // A triple quote opens or closes a multi-line string (an odd count flips it).
-            if !inLiteral, count(#"""""#, in: line) % 2 == 1 { inBasic.toggle() }
-            if !inBasic, count("'''", in: line) % 2 == 1 { inLiteral.toggle() }
+            open = multiLineString(after: bytes, from: open)
         }
         return nil
+    }
+
+    /// A multi-line string a line leaves open.
+    enum Open { case none, basic, literal }
+
+    /// Which multi-line string is open after `line`, begun with `open`: quotes inside comments and
+    /// inside one-line strings open nothing (`# """` is a comment).
+    static func multiLineString(after line: [UInt8], from open: Open) -> Open {
+        let quote = UInt8(ascii: "\""), apostrophe = UInt8(ascii: "'"), backslash = UInt8(ascii: "\\")
+        func triple(_ c: UInt8, at j: Int) -> Bool { j + 2 < line.count && line[j] == c && line[j + 1] == c && line[j + 2] == c }
+        var open = open, i = 0
+        while i < line.count {
+            switch open {
+            case .basic:
+                if line[i] == backslash { i += 2; continue }
+                if triple(quote, at: i) { open = .none; i += 3; continue }
+            case .literal:
+                if triple(apostrophe, at: i) { open = .none; i += 3; continue }
+            case .none:
+                let c = line[i]
+                if c == UInt8(ascii: "#") { return .none }
+                if triple(quote, at: i) { open = .basic; i += 3; continue }
+                if triple(apostrophe, at: i) { open = .literal; i += 3; continue }
+                if c == quote || c == apostrophe {
+                    // A one-line string: to its closing quote (an escaped one in a basic string).
+                    i += 1
+                    while i < line.count, line[i] != c { i += c == quote && line[i] == backslash ? 2 : 1 }
+                }
+            }
+            i += 1
+        }
+        return open
     }
 
     /// `[` or `[[`, then keys (bare or quoted, on the line) joined by dots, blanks around each, then
@@ -73,10 +103,6 @@ enum TOMLPrecheck {
              UInt8(ascii: "_"), UInt8(ascii: "-"): return true
         default: return false
         }
-    }
-
-    private static func count(_ needle: String, in line: Substring) -> Int {
-        line.split(separator: needle, omittingEmptySubsequences: false).count - 1
     }
 
     /// The line (from 1) where an array's value would begin with `}`, outside strings and comments.

@@ -76,6 +76,9 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable, Equatable
         case permanent
         /// Try again on the next run (4xx, a full mailbox): record `failed` as deferred, go on.
         case temporary
+        /// Over a limit of the target (IMAP `[TOOBIG]`, `[LIMIT]`): record `skipped` with the reason,
+        /// as sending it again would get the same answer.
+        case overLimit = "over-limit"
         /// The sink is gone (connection lost, disk full): stop this account; what is in flight stays
         /// `pending` and recovery decides it on the next run.
         case sinkFailed = "sink-failed"

@@ -304,8 +304,16 @@ final class PageRunner {
             case .staged: machine.staged(i)
             }
         } catch let error as DeliveryError {
-            logger.error("\(mailbox) \(machine.messages[i].ident): delivery to \(sink.identity) failed: \(error.message)")
+            logRefusal(i, error)
             machine.deliveryFailed(i, error)
+        }
+    }
+
+    private func logRefusal(_ i: Int, _ error: DeliveryError) {
+        if error.errorClass == .overLimit {
+            logger.warning("\(mailbox) \(machine.messages[i].ident): \(sink.identity) refuses it (\(error.message)); skipped")
+        } else {
+            logger.error("\(mailbox) \(machine.messages[i].ident): delivery to \(sink.identity) failed: \(error.message)")
         }
     }
 
@@ -319,7 +327,7 @@ final class PageRunner {
                 switch outcomes[key(i)] {
                 case let .delivered(ref)?: machine.resolved(i, .delivered(ref))
                 case let .failed(error)?:
-                    logger.error("\(mailbox) \(machine.messages[i].ident): delivery to \(sink.identity) failed: \(error.message)")
+                    logRefusal(i, error)
                     machine.resolved(i, .failed(error))
                 case nil: break
                 }
@@ -338,6 +346,9 @@ final class PageRunner {
         for i in indices {
             switch machine.outcome(i) {
             case let .delivered(ref)?: outcomes.append(.delivered(key(i), targetRef: ref))
+            case let .failed(error)? where error.errorClass == .overLimit:
+                // Refused for good: skipped, so no later run sends it again.
+                outcomes.append(.skipped(key(i), reason: error.message, sha256: nil, size: machine.messages[i].size))
             case let .failed(error)?: outcomes.append(.failed(key(i), error))
             case nil: break
             }
@@ -379,6 +390,9 @@ final class PageRunner {
                 transfer.summary.delivered += 1
                 transfer.summary.bytes += machine.messages[i].size ?? 0
                 transfer.onEvent(.delivered(bytes: machine.messages[i].size ?? 0))
+            case let .failed(error)? where error.errorClass == .overLimit:
+                transfer.summary.skipped += 1
+                transfer.onEvent(.skipped)
             case let .failed(error)?:
                 transfer.summary.failed += 1
                 if error.errorClass != .permanent { transfer.summary.deferred += 1 }

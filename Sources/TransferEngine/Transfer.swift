@@ -195,6 +195,7 @@ public final class Transfer {
                 summary.wouldDeliver = (summary.wouldDeliver ?? 0) + deliver.count
                 return
             }
+            if !deliver.isEmpty { try await skipOverLimit(&deliver, mailbox: mailbox, uidValidity: info.uidValidity) }
             guard !deliver.isEmpty || !leftovers.isEmpty else { return }
             // Content reconciliation only across a UIDVALIDITY change and never when deleting (see
             // `DecisionStage`); when the ledger holds nothing under another UIDVALIDITY, no query per message.
@@ -233,6 +234,31 @@ public final class Transfer {
             }, how: .delete)
             try afterEffect(.ledgerDisposed)
         }
+    }
+}
+
+extension Transfer {
+    /// Messages whose listed size (RFC822.SIZE, POP3 LIST) is over the target's limit are skipped
+    /// before they are fetched: a 50 MB body is not downloaded to be refused. The target's session
+    /// is opened for it, as the limit is known only then and delivery needs it anyway.
+    func skipOverLimit(_ deliver: inout [ListedMessage], mailbox: String, uidValidity: UInt32) async throws {
+        guard deliver.contains(where: { $0.size != nil }) else { return }
+        try await targetConnected()
+        try await sink.connect()
+        guard let limit = sink.maxMessageSize else { return }
+        let over = deliver.filter { ($0.size ?? 0) > limit }
+        guard !over.isEmpty else { return }
+        deliver.removeAll { ($0.size ?? 0) > limit }
+        var outcomes: [DeliveryOutcome] = []
+        for m in over {
+            let reason = "\(m.size!) bytes as listed is larger than \(sink.identity) accepts (\(limit))"
+            logger.warning("\(mailbox) \(m.ident): \(reason); skipped without downloading it")
+            outcomes.append(.skipped(SourceKey(account: account, mailbox: mailbox, uidValidity: uidValidity, ident: m.ident),
+                                     reason: reason, sha256: nil, size: m.size))
+        }
+        try await ledger.record(outcomes)
+        summary.skipped += over.count
+        for _ in over { onEvent(.skipped) }
     }
 }
 

@@ -45,6 +45,9 @@ struct TestServers {
         return p
     }
 
+    /// A figure from the env file (a port, a size limit).
+    func number(_ key: String) throws -> Int { try port(key) }
+
     var caFile: String { values["MF_CA_FILE"] ?? "" }
     var dir: String { values["MF_TEST_DIR"] ?? "" }
     var dovecotConf: String { values["MF_DOVECOT_CONF"] ?? "" }

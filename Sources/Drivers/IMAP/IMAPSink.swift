@@ -28,7 +28,16 @@ public final class IMAPSink: MailSink {
     /// The URL without its path, computed once: it keys every ledger row.
     public let identity: String
     public var requiresCRLF: Bool { true }
-    public var maxMessageSize: Int? { client?.appendLimit }
+    /// APPENDLIMIT, or less once a message alone was refused [TOOBIG]: one that large or larger is
+    /// then skipped without being sent, here or by the run's next pages before they are fetched.
+    public var maxMessageSize: Int? {
+        switch (client?.appendLimit, refusedSize) {
+        case let (limit?, refused?): return min(limit, refused - 1)
+        case let (limit, refused): return limit ?? refused.map { $0 - 1 }
+        }
+    }
+    /// The smallest message the server refused [TOOBIG] on its own.
+    private var refusedSize: Int?
 
     public init(url: MailURL, endpoint: ServerEndpoint, login: any CredentialProvider, logger: Logger) {
         self.url = url
@@ -140,11 +149,23 @@ public final class IMAPSink: MailSink {
     }
 
     /// One MULTIAPPEND, which the server carries out whole or not at all (RFC 3502). If it refuses,
-    /// nothing was appended: each message is then appended alone, so only the one at fault fails.
+    /// nothing was appended. Refused for a size or a limit ([TOOBIG], [LIMIT]), without saying
+    /// which message: the batch is halved until each refused part is one message, which is then
+    /// skipped (a few commands, not one per message). Refused otherwise: each message is appended
+    /// alone, so only the one at fault fails.
     private func append(_ batch: [(key: SourceKey, message: SpooledMessage, mailbox: String)], to name: String) async throws
         -> [SourceKey: StagedOutcome] {
         let c = try await session()
         var outcomes: [SourceKey: StagedOutcome] = [:]
+        var batch = batch
+        if let limit = maxMessageSize {
+            // Over what the server has shown it refuses: not sent again.
+            for item in batch where item.message.size > limit {
+                outcomes[item.key] = .failed(DeliveryError(.overLimit, "\(item.message.size) bytes is larger than \(identity) accepts (\(limit))"))
+            }
+            batch.removeAll { $0.message.size > limit }
+        }
+        guard !batch.isEmpty else { return outcomes }
         do {
             let items = batch.map { AppendItem(flags: flags($0.message.flags), date: $0.message.internalDate, body: $0.message) }
             let result = try await c.append(items, to: name)
@@ -155,7 +176,19 @@ public final class IMAPSink: MailSink {
             }
             return outcomes
         } catch let e as IMAPError {
-            guard case .commandFailed = e else { throw DeliveryError(.sinkFailed, e.description) }
+            guard case let .commandFailed(_, _, _, code, _, _) = e else { throw DeliveryError(.sinkFailed, e.description) }
+            if Self.classify(e).errorClass == .overLimit {
+                if batch.count == 1 {
+                    if code == .tooBig { refusedSize = min(refusedSize ?? .max, batch[0].message.size) }
+                    outcomes[batch[0].key] = .failed(Self.classify(e))
+                    return outcomes
+                }
+                logger.notice("\(identity): APPEND of \(batch.count) messages refused (\(e)); sending them in halves to find the one at fault")
+                let half = batch.count / 2
+                outcomes.merge(try await append(Array(batch[..<half]), to: name)) { _, new in new }
+                outcomes.merge(try await append(Array(batch[half...]), to: name)) { _, new in new }
+                return outcomes
+            }
             logger.notice("\(identity): APPEND of \(batch.count) messages refused (\(e)); appending them one by one")
         } catch let e as TransportError {
             throw DeliveryError(.sinkFailed, e.description)
@@ -170,12 +203,14 @@ public final class IMAPSink: MailSink {
         return outcomes
     }
 
-    /// NO [OVERQUOTA]/[INUSE]/[UNAVAILABLE] and THROTTLED: later. NO [TOOBIG]/[LIMIT] and other NO/BAD
-    /// to this message: permanent for it. A session gone: the sink failed.
+    /// NO [OVERQUOTA]/[INUSE]/[UNAVAILABLE] and THROTTLED: later. NO [TOOBIG]/[LIMIT]: over a limit,
+    /// skipped. Other NO/BAD to this message: permanent for it. A session gone: the sink failed.
     static func classify(_ e: IMAPError) -> DeliveryError {
         switch e {
         case let .commandFailed(_, _, _, code, _, _):
             switch code {
+            case .tooBig?, .other(name: "LIMIT", _)?:
+                return DeliveryError(.overLimit, e.description)
             case .overQuota?, .throttled?, .other(name: "INUSE", _)?, .other(name: "UNAVAILABLE", _)?, .other(name: "SERVERBUG", _)?:
                 return DeliveryError(.temporary, e.description)
             default:

@@ -37,8 +37,22 @@ public enum IMAPError: Error, Equatable, CustomStringConvertible {
     /// A response code as the server wrote it, for codes kept by name (`AUTHENTICATIONFAILED`,
     /// `UNAVAILABLE`); the others as their case reads.
     static func describe(_ code: ResponseCode) -> String {
-        if case let .other(name, text) = code { return name + (text.map { " " + $0 } ?? "") }
-        return "\(code)"
+        switch code {
+        case let .other(name, text): return name + (text.map { " " + $0 } ?? "")
+        case .alert: return "ALERT"
+        case .parse: return "PARSE"
+        case .readOnly: return "READ-ONLY"
+        case .readWrite: return "READ-WRITE"
+        case .tryCreate: return "TRYCREATE"
+        case .throttled: return "THROTTLED"
+        case .overQuota: return "OVERQUOTA"
+        case .tooBig: return "TOOBIG"
+        case let .uidNext(n): return "UIDNEXT \(n)"
+        case let .uidValidity(n): return "UIDVALIDITY \(n)"
+        case let .unseen(n): return "UNSEEN \(n)"
+        case let .highestModSeq(n): return "HIGHESTMODSEQ \(n)"
+        default: return "\(code)"
+        }
     }
 
     /// The server's response code, when it gave one.

@@ -36,6 +36,8 @@ public struct MailURL: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     /// mbox only: how `From ` lines were escaped (`mbox:PATH?format=mboxo`).
     public var mboxFormat: MboxFormat = .mboxrd
+    /// Maildir only: how folder names are spelled on disk (`maildir:PATH?names=utf-8`).
+    public var maildirNames: MaildirNames = .modifiedUTF7
 
     public static func parse(_ text: String) throws -> MailURL {
         guard let colon = text.firstIndex(of: ":") else {
@@ -48,7 +50,15 @@ public struct MailURL: Sendable, Equatable, CustomStringConvertible {
         var rest = String(text[text.index(after: colon)...])
         if !scheme.isNetwork {
             if rest.hasPrefix("//") { rest.removeFirst(2) }
-            var format = MboxFormat.mboxrd
+            var format = MboxFormat.mboxrd, names = MaildirNames.modifiedUTF7
+            if let q = rest.range(of: "?names=", options: .backwards) {
+                let value = String(rest[q.upperBound...]).lowercased()
+                guard scheme == .maildir, let n = MaildirNames(rawValue: value == "utf8" ? "utf-8" : value) else {
+                    throw FunnelError.badURL(text, reason: "unknown names '\(value)'; expected utf-8 or modified-utf-7 (maildir: only)")
+                }
+                names = n
+                rest = String(rest[..<q.lowerBound])
+            }
             if let q = rest.range(of: "?format=", options: .backwards) {
                 let value = String(rest[q.upperBound...])
                 guard scheme == .mbox, let f = MboxFormat(rawValue: value) else {
@@ -60,6 +70,7 @@ public struct MailURL: Sendable, Equatable, CustomStringConvertible {
             guard !rest.isEmpty else { throw FunnelError.badURL(text, reason: "no path after '\(scheme.rawValue):'") }
             var url = MailURL(scheme: scheme, user: nil, host: "", port: 0, path: rest.removingPercentEncoding ?? rest)
             url.mboxFormat = format
+            url.maildirNames = names
             return url
         }
         guard rest.hasPrefix("//") else {
@@ -128,6 +139,7 @@ public struct MailURL: Sendable, Equatable, CustomStringConvertible {
         switch scheme {
         case .maildir, .mbox:
             return "\(scheme.rawValue):\(absolutePath(path))" + (mboxFormat == .mboxo ? "?format=mboxo" : "")
+                + (maildirNames == .utf8 ? "?names=utf-8" : "")
         default:
             let u = user.map { ($0.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed.subtracting(CharacterSet(charactersIn: "@:"))) ?? $0) + "@" } ?? ""
             let h = host.contains(":") ? "[\(host)]" : host

@@ -12,11 +12,11 @@ public enum MaildirDriver: Driver {
     static func identity(ofRoot root: String) -> String { "maildir:\(root)" }
 
     public static func source(_ url: MailURL, settings: EndpointSettings, disposal: Disposal, logger: Logger) throws -> MailSource {
-        MaildirSource(path: url.path)
+        MaildirSource(path: url.path, names: url.maildirNames)
     }
 
     public static func sink(_ url: MailURL, settings: EndpointSettings, logger: Logger) throws -> MailSink {
-        MaildirSink(path: url.path)
+        MaildirSink(path: url.path, names: url.maildirNames)
     }
 
     public static func probe(_ url: MailURL, as role: EndpointRole, settings: EndpointSettings, logger: Logger) async throws -> [String] {

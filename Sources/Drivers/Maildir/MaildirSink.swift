@@ -30,8 +30,8 @@ public final class MaildirSink: MailSink {
     private var staged: [(tmp: String, final: String)] = []
     private var prepared: Set<String> = []
 
-    public init(path: String) {
-        maildir = Maildir(root: absolutePath(path))
+    public init(path: String, names: MaildirNames = .modifiedUTF7) {
+        maildir = Maildir(root: absolutePath(path), names: names)
         identity = MaildirDriver.identity(ofRoot: maildir.root)
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count)

@@ -13,8 +13,8 @@ public final class MaildirSource: MailSource {
     public let identity: String
     public var supportedDisposals: Set<Disposal> { [.keep, .markSeen, .delete] }
 
-    public init(path: String) {
-        maildir = Maildir(root: absolutePath(path))
+    public init(path: String, names: MaildirNames = .modifiedUTF7) {
+        maildir = Maildir(root: absolutePath(path), names: names)
         identity = MaildirDriver.identity(ofRoot: maildir.root)
     }
 

@@ -45,15 +45,17 @@ extension SQLiteLedger {
                 return AccountStatus(account: account, name: account, target: nil, counts: [:])
             }
             for row in try Row.fetchAll(db, sql: """
-                SELECT account, state, COUNT(*) AS n FROM message GROUP BY account, state ORDER BY account
+                SELECT account, state, superseded_by IS NOT NULL AS superseded, COUNT(*) AS n FROM message
+                GROUP BY account, state, superseded ORDER BY account
                 """) {
                 let account: String = row["account"]
                 var s = entry(account)
-                s.counts[row["state"]] = row["n"]
+                // A row a new key took over (a UIDVALIDITY change) is that message's past.
+                if row["superseded"] as Bool { s.superseded += row["n"] as Int } else { s.counts[row["state"]] = row["n"] }
                 byAccount[account] = s
             }
             for row in try Row.fetchAll(db, sql: """
-                SELECT r.account, r.name, r.target, r.started_at, r.finished_at, r.error,
+                SELECT r.account, r.name, r.target, r.started_at, r.finished_at, r.error, r.failed,
                        (SELECT MAX(finished_at) FROM run s WHERE s.account = r.account AND s.error IS NULL
                             AND s.finished_at IS NOT NULL) AS last_success
                 FROM run r WHERE r.id = (SELECT MAX(id) FROM run t WHERE t.account = r.account)
@@ -66,7 +68,7 @@ extension SQLiteLedger {
                 s.lastRunStarted = (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:))
                 s.lastRunFinished = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
                 s.lastSuccess = (row["last_success"] as Double?).map(Date.init(timeIntervalSince1970:))
-                s.lastError = row["error"]
+                s.lastError = row["error"] ?? AccountStatus.failedMessages(row["failed"])
                 byAccount[account] = s
             }
             for row in try Row.fetchAll(db, sql: "SELECT account, name, next_poll, mode FROM schedule") {

@@ -116,6 +116,7 @@ final class PageRunner {
                     try await dispose(indices)
                 case let .commitDisposed(indices):
                     try await ledger.markDisposed(indices.map(key), how: options.disposal)
+                    transfer.summary.disposed += indices.count
                     try transfer.afterEffect(.ledgerDisposed)
                     machine.disposedCommitted()
                 case let .withdraw(indices):

@@ -46,6 +46,7 @@ extension Mailfunnel {
                     print("  last run:     \(a.lastRunStarted.map(formatter.string) ?? "never")")
                     print("  last success: \(a.lastSuccess.map(formatter.string) ?? "never")")
                     if let e = a.lastError { print("  last error:   \(e)") }
+                    if a.superseded > 0 { print("  renumbered:   \(a.superseded) older record(s) of these messages, before a UIDVALIDITY change") }
                     if a.backlog > 0 { print("  backlog:      \(a.backlog) message(s) to deliver or retry") }
                     if let w = a.waiting {
                         print("  next:         " + (w == "idle" ? "waiting for new mail (IDLE)" : "\(w) at \(a.nextPoll.map(formatter.string) ?? "?")"))

@@ -154,6 +154,7 @@ extension Dovecot {
                     "--after-delivery", "delete"] + (try auth(dir))
         let r = try mailfunnel(args)
         #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(jsonSummary(r.stdout)["disposed"] as? Int == 4)
         let check = try await servers.client("source")
         #expect(try await check.contents(of: "INBOX").isEmpty)
         await check.logout()

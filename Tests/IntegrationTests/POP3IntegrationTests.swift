@@ -53,6 +53,7 @@ extension Dovecot {
                                 "--source-password-file", try servers.passwordFile("source", in: dir)])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(jsonSummary(r.stdout)["delivered"] as? Int == 4)
+        #expect(jsonSummary(r.stdout)["disposed"] as? Int == 4)
         let c = try await servers.client("source")
         #expect(try await c.contents(of: "INBOX").isEmpty)
         await c.logout()

@@ -258,6 +258,32 @@ struct LedgerConformanceTests {
         #expect(status.first?.waiting == "idle")
     }
 
+    /// Status counts each message once: a row a new key took over after a UIDVALIDITY change is
+    /// counted apart. A run that ended normally with some messages failed is a success, and its
+    /// last error says how many failed.
+    @Test(arguments: LedgerStore.all) func statusCountsEachMessageOnceAndFailedMessagesAreNoFailedRun(_ store: LedgerStore) async throws {
+        let dir = try TemporaryDirectory()
+        let ledger = try open(store, dir)
+        let run = try await ledger.beginRun(account: "acct", name: "old isp", target: "T")
+        try await ledger.markPending([intent(key("1", uv: 1), sha: "a"), intent(key("2", uv: 1), sha: "b")])
+        try await ledger.record([.delivered(key("1", uv: 1), targetRef: "r1"), .delivered(key("2", uv: 1), targetRef: "r2")])
+        for (ident, sha) in [("1", "a"), ("2", "b")] {
+            let prior = try #require(try await ledger.priorCopies(of: key(ident, uv: 2), sha256: sha, target: "T").first)
+            try await ledger.commitIntents(pending: [], claims: [Claim(key: key(ident, uv: 2), prior: prior, target: "T",
+                                                                       targetMailbox: "INBOX", sha256: sha, size: 10)], outcomes: [])
+        }
+        try await ledger.record([.failed(key("3", uv: 2), DeliveryError(.permanent, "refused"))])
+        var s = RunSummary()
+        s.delivered = 0
+        s.failed = 1
+        try await ledger.finishRun(run, summary: s, error: nil)
+        let status = try #require(try await ledger.status().first)
+        #expect(status.counts == ["delivered": 2, "failed": 1])
+        #expect(status.superseded == 2)
+        #expect(status.lastSuccess != nil)
+        #expect(status.lastError == "1 message(s) failed")
+    }
+
     /// Every row's time is the ledger's clock: a test can age rows without reaching into storage.
     @Test(arguments: LedgerStore.all) func stampsRowsWithItsClock(_ store: LedgerStore) async throws {
         let dir = try TemporaryDirectory()

@@ -123,6 +123,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public var delivered = 0
     public var skipped = 0
     public var failed = 0
+    /// Messages deleted, flagged or moved at the source this run, after their delivery was recorded.
+    public var disposed = 0
     /// Of `listed`, the messages earlier runs had settled (delivered, skipped, or given up on): why
     /// a run that delivers nothing may be right. Under an IMAP high-water mark, the messages below it.
     public var earlier = 0
@@ -140,7 +142,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case listed, delivered, skipped, failed, earlier, deferred, bytes, seconds
+        case listed, delivered, skipped, failed, earlier, disposed, deferred, bytes, seconds
         case ledgerSeconds = "ledger_seconds"
         case wouldDeliver = "would_deliver"
         case errors
@@ -153,6 +155,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         s.skipped += b.skipped
         s.failed += b.failed
         s.earlier += b.earlier
+        s.disposed += b.disposed
         s.deferred += b.deferred
         s.bytes += b.bytes
         s.seconds += b.seconds
@@ -177,9 +180,15 @@ public struct AccountStatus: Sendable, Codable, Equatable {
     public var lastError: String?
     /// Messages known to the ledger but not yet delivered (pending or failed and to be retried).
     public var backlog: Int = 0
+    /// Rows a new key took over after a UIDVALIDITY change (the same messages, renumbered): not
+    /// in `counts`, which count each message once.
+    public var superseded: Int = 0
     /// When the daemon will next look (nil without a daemon); `waiting` says how ("poll", "idle", "backoff").
     public var nextPoll: Date?
     public var waiting: String?
+
+    /// The last error of a run that ended normally with some messages failed: not the run's own.
+    public static func failedMessages(_ n: Int) -> String? { n > 0 ? "\(n) message(s) failed" : nil }
 
     public init(account: String, name: String, target: String?, counts: [String: Int]) {
         self.account = account

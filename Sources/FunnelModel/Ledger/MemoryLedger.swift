@@ -34,6 +34,7 @@ public final class MemoryLedger: Ledger {
         var started: Date
         var finished: Date?
         var error: String?
+        var failed = 0
     }
 
     private struct State {
@@ -137,6 +138,8 @@ public final class MemoryLedger: Ledger {
                 change(&byAccount[account]!)
             }
             for (k, r) in s.rows.sorted(by: { $0.key.account < $1.key.account }) {
+                // A row a new key took over (a UIDVALIDITY change) is that message's past.
+                if r.supersededBy != nil { touch(k.account) { $0.superseded += 1 }; continue }
                 touch(k.account) { $0.counts[r.state.rawValue, default: 0] += 1 }
             }
             var latest: [String: Int] = [:]
@@ -148,7 +151,7 @@ public final class MemoryLedger: Ledger {
                     a.target = run.target
                     a.lastRunStarted = run.started
                     a.lastRunFinished = run.finished
-                    a.lastError = run.error
+                    a.lastError = run.error ?? AccountStatus.failedMessages(run.failed)
                     a.lastSuccess = s.runs.filter { $0.account == run.account && $0.error == nil }.compactMap(\.finished).max()
                 }
             }
@@ -219,6 +222,7 @@ public final class MemoryLedger: Ledger {
             guard id >= 1, id <= s.runs.count else { return }
             s.runs[Int(id) - 1].finished = now
             s.runs[Int(id) - 1].error = error
+            s.runs[Int(id) - 1].failed = summary.failed
         }
     }
 

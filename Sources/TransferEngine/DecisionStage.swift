@@ -98,7 +98,8 @@ final class DecisionStage: @unchecked Sendable {
         }
         if let prior {
             claimed.insert(prior.key)
-            logger.notice("\(key): same content as \(prior.key), already delivered (\(prior.targetRef)); not delivered again")
+            // One line per message at -v; the mailbox's count at the default level (`Transfer`).
+            logger.info("\(key): same content as \(prior.key), already delivered (\(prior.targetRef)); not delivered again")
             return .claim(prior: prior.key, targetRef: prior.targetRef)
         }
         return .deliver(delivery)

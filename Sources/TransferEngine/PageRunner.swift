@@ -284,7 +284,9 @@ final class PageRunner {
     private func count(_ preparations: [TransferStateMachine.Preparation], from start: Int) {
         for (j, p) in preparations.enumerated() {
             switch p {
-            case .claim: transfer.onEvent(.alreadyDone(messages: 1, bytes: machine.messages[start + j].size ?? 0))
+            case .claim:
+                transfer.claimsInMailbox += 1
+                transfer.onEvent(.alreadyDone(messages: 1, bytes: machine.messages[start + j].size ?? 0))
             case .skip: transfer.summary.skipped += 1; transfer.onEvent(.skipped)
             case .fetchFailed: transfer.summary.failed += 1; transfer.onEvent(.failed)
             case .deliver: break

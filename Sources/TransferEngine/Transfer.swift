@@ -46,6 +46,9 @@ public final class Transfer {
     let spoolBudget: SpoolBudget
     /// What becomes of each fetched message (see `DecisionStage`).
     let decisions: DecisionStage
+    /// Messages of the mailbox being read found already delivered under their old UIDs (a
+    /// UIDVALIDITY change): told once per mailbox, not once per message.
+    var claimsInMailbox = 0
     /// The target's session being opened (`connectTargetEarly`); awaited before the sink's first use.
     var targetConnecting: Task<Void, Error>?
 
@@ -162,6 +165,12 @@ public final class Transfer {
         }
         let complete = info.isComplete && after == nil
         var listedHere = 0
+        claimsInMailbox = 0
+        defer {
+            if claimsInMailbox > 0 {
+                logger.notice("\(mailbox): \(claimsInMailbox) message(s) renumbered by the server (new UIDVALIDITY) were delivered before; not delivered again")
+            }
+        }
         try await source.list(mailbox: mailbox, pageSize: options.pageSize, after: after) { page in
             try Task.checkCancellation()
             let known = try await ledger.entries(account: account, mailbox: mailbox, uidValidity: info.uidValidity,

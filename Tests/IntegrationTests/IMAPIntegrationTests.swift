@@ -139,8 +139,36 @@ extension Dovecot {
         let again = try mailfunnel(args)
         #expect(again.status == 0, "stderr: \(again.stderr)")
         #expect(jsonSummary(again.stdout)["delivered"] as? Int == 0)
+        // At the default level one line says what happened to the mailbox, not one per message.
+        let told = again.stderr.split(separator: "\n").filter { $0.contains("renumbered") || $0.contains("same content") }
+        #expect(told.count == 1, "stderr: \(again.stderr)")
+        #expect(told.first?.contains("INBOX: 5 message(s) renumbered by the server (new UIDVALIDITY) were delivered before") == true,
+                "stderr: \(again.stderr)")
         let dst = try await servers.client("target")
         #expect(try await dst.contents(of: "INBOX").count == 5)
+        await dst.logout()
+    }
+
+    /// After a run stopped between its intents and its deliveries, the next run's recovery says
+    /// in one line what it found, at the default level; one line per message only at -v.
+    @Test func recoveryIsToldInOneLine() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(20, tag: "told"))
+        await src.logout()
+        let args = ["import", try imaps("source"), try imaps("target"), "--ledger", "\(dir)/l.sqlite", "--batch-messages", "10"]
+            + (try auth(dir))
+        let stopped = try mailfunnel(args + ["--stop-after-effect", "1"])
+        #expect(stopped.status == 86, "stderr: \(stopped.stderr)")
+        let resumed = try mailfunnel(args)
+        #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+        let told = resumed.stderr.split(separator: "\n").filter { $0.contains("recovery") }
+        #expect(told.count == 1, "stderr: \(resumed.stderr)")
+        #expect(told.first?.contains("recovery: 10 message(s) an interrupted run left pending: 0 found at the target (recorded as delivered), 10 not there (delivered again)") == true,
+                "stderr: \(resumed.stderr)")
+        let dst = try await servers.client("target")
+        #expect(try await dst.contents(of: "INBOX").count == 20)
         await dst.logout()
     }
 

@@ -166,6 +166,33 @@ extension Dovecot {
         #expect(try SQLiteLedger(path: "\(dir)/ledger.sqlite").pending(account: nil).isEmpty)
     }
 
+    /// IDLE watches INBOX; mail filed into another folder arrives within the account's poll
+    /// interval, not IDLE's 25-minute refresh.
+    @Test func withIdleTheOtherFoldersArePolled() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try config(dir, accounts: """
+            [[accounts]]
+            name = "pushed"
+            source = "imaps://source@127.0.0.1:\(try servers.port("MF_IMAPS_PORT"))"
+            password_file = "\(try servers.passwordFile("source", in: dir))"
+            ca_file = "\(servers.caFile)"
+            target = "local"
+            idle = true
+            poll_interval = "2s"
+            """)
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(1, tag: "inbox"))
+        let daemon = try Daemon(config: path, dir: dir)
+        #expect(try await eventually(within: 15) { (try? maildirMessages("\(dir)/Local").count) == 1 } != nil, "log: \(daemon.output)")
+        try await Task.sleep(for: .milliseconds(500))  // into IDLE on INBOX
+        try await src.seed("Lists", imapMessages(2, tag: "filed"))
+        await src.logout()
+        let took = try await eventually(within: 10) { (try? maildirMessages("\(dir)/Local/.Lists").count) == 2 }
+        #expect(took != nil, "not delivered within 10 s; log: \(daemon.output)")
+        #expect(daemon.stop(within: 10) == 0, "log: \(daemon.output)")
+    }
+
     @Test func aPolledAccountPicksUpNewMailWhileABadOneBacksOff() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -103,7 +103,7 @@ public struct AccountService: Service {
                                     mode: pushing ? "idle" : ok ? "poll" : "backoff")
             if pushing {
                 do {
-                    try await waitForNewMail(upTo: Self.idleRefresh, stop: stop)
+                    try await waitForNewMail(upTo: idleLimit, stop: stop)
                     continue
                 } catch {
                     if stop.isRaised { break }
@@ -202,6 +202,13 @@ public struct AccountService: Service {
         if s.failed > s.deferred {
             Counter(label: "mailfunnel_failures_total", dimensions: dimensions + [("class", "permanent")]).increment(by: s.failed - s.deferred)
         }
+    }
+
+    /// How long IDLE waits before a pass: IDLE tells of one folder only, so when the account serves
+    /// others too, they are looked at every poll interval meanwhile.
+    var idleLimit: Duration {
+        let one = job.options.mailboxes.map { $0.count == 1 && $0[0].uppercased() == "INBOX" } ?? false
+        return !job.source.path.isEmpty || one ? Self.idleRefresh : min(Self.idleRefresh, pollInterval)
     }
 
     /// IDLE on the source's folder (its URL folder, else INBOX) until new mail arrives or

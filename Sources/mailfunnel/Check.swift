@@ -14,7 +14,7 @@ extension Mailfunnel {
             discussion: "Changes nothing. Exits 0 when every account is ready, else with the most serious problem's status."
         )
 
-        @Option(name: .long, help: ArgumentHelp("The TOML config file.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("The TOML config file.", valueName: "file"), completion: .file(extensions: ["toml"]))
         var config: String
 
         @OptionGroup var common: CommonOptions

@@ -14,11 +14,17 @@ extension Mailfunnel {
         static let configuration = CommandConfiguration(
             abstract: "One pass: deliver every message not yet delivered from a source into a target.",
             discussion: """
-                Ad hoc:      mailfunnel import imaps://old@imap.example.net imaps://me@mail.example.org --source-password-file old.pass --target-password-file me.pass
-                             mailfunnel import mbox:old.mbox maildir:~/Maildir
-                From config: mailfunnel import --config mailfunnel.toml [--account NAME]...
-                URLs: imap://USER@HOST[:PORT][/FOLDER], imaps://…, pop3://USER@HOST[:PORT], pop3s://…,
-                mbox:PATH[?format=mboxo], maildir:PATH smtp://[USER@]HOST[:PORT] and smtps://… targets (with --envelope-to). Passwords come from files, commands or
+                Ad hoc:
+                  mailfunnel import mbox:old.mbox maildir:~/Maildir
+                  mailfunnel import imaps://old@imap.example.net imaps://me@mail.example.org
+                      --source-password-file old.pass --target-password-file me.pass
+
+                From config:
+                  mailfunnel import --config mailfunnel.toml [--account NAME]...
+
+                URLs: imap://USER@HOST[:PORT][/FOLDER], imaps://…, pop3://USER@HOST[:PORT], \
+                pop3s://…, mbox:PATH[?format=mboxo], maildir:PATH[?names=utf-8]; smtp://[USER@]HOST[:PORT] \
+                and smtps://… targets (with --envelope-to). Passwords come from files, commands or \
                 $MAILFUNNEL_SOURCE_PASSWORD / $MAILFUNNEL_TARGET_PASSWORD, never from the command line.
                 """
         )
@@ -29,13 +35,14 @@ extension Mailfunnel {
         @Argument(help: ArgumentHelp("Where to deliver it (imap[s]://USER@HOST[/FOLDER], smtp[s]://[USER@]HOST, maildir:PATH).", valueName: "target-url"))
         var target: String?
 
-        @Option(name: .long, help: ArgumentHelp("Read accounts and targets from this TOML file.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("Read accounts and targets from this TOML file.", valueName: "file"), completion: .file(extensions: ["toml"]))
         var config: String?
 
         @Option(name: .long, help: ArgumentHelp("With --config: only this account (repeatable).", valueName: "name"))
         var account: [String] = []
 
-        @Option(name: .long, help: ArgumentHelp("What to do with a source message once its delivery is committed: keep, mark-seen or delete.", valueName: "action"))
+        @Option(name: .long, help: ArgumentHelp("What to do with a source message once its delivery is committed: keep, mark-seen or delete.", valueName: "action"),
+                completion: .list(["keep", "mark-seen", "delete"]))
         var afterDelivery: String?
 
         @Option(name: .long, help: ArgumentHelp("Deliver every source folder into this one target folder.", valueName: "folder"))
@@ -44,22 +51,23 @@ extension Mailfunnel {
         @Option(name: .long, help: ArgumentHelp("Only these source folders, comma-separated (default: all).", valueName: "a,b"))
         var folders: String?
 
-        @Option(name: .long, help: ArgumentHelp("Read the source's password from the first line of this file.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("Read the source's password from the first line of this file.", valueName: "file"), completion: .file())
         var sourcePasswordFile: String?
 
         @Option(name: .long, help: ArgumentHelp("Run this command (with /bin/sh) and take the first line it prints as the source's password.", valueName: "command"))
         var sourcePasswordCommand: String?
 
-        @Option(name: .long, help: ArgumentHelp("Read the target's password from the first line of this file.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("Read the target's password from the first line of this file.", valueName: "file"), completion: .file())
         var targetPasswordFile: String?
 
         @Option(name: .long, help: ArgumentHelp("Run this command and take the first line it prints as the target's password.", valueName: "command"))
         var targetPasswordCommand: String?
 
-        @Option(name: .long, help: ArgumentHelp("Trust the CA certificates in this PEM file as well as the system's.", valueName: "path"))
+        @Option(name: .long, help: ArgumentHelp("Trust the CA certificates in this PEM file as well as the system's.", valueName: "path"), completion: .file())
         var caFile: String?
 
-        @Option(name: .long, help: ArgumentHelp("For imap:// and pop3:// URLs: starttls (the default; refused if the server does not offer it) or none (plain text).", valueName: "starttls|none"))
+        @Option(name: .long, help: ArgumentHelp("For imap:// and pop3:// URLs: starttls (the default; refused if the server does not offer it) or none (plain text).", valueName: "starttls|none"),
+                completion: .list(["starttls", "none"]))
         var tls: String?
 
         @Option(name: .long, help: ArgumentHelp("For an smtp:// target: the envelope recipient.", valueName: "address"))
@@ -219,7 +227,7 @@ extension Mailfunnel {
                     held = dryRun ? nil : try await job.lock(in: locks, command: "mailfunnel import", wait: wait, logger: logger)
                 } catch {
                     let (status, text) = describeFailure(error)
-                    FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
+                    LineLogHandler.say(.error, text, plain: "mailfunnel: error: \(text)")
                     worst = worse(worst, status)
                     total.errors = (total.errors ?? []) + ["\(job.name): \(text)"]
                     continue
@@ -239,7 +247,7 @@ extension Mailfunnel {
                 } catch {
                     progress.finish()
                     let (status, text) = describeFailure(error)
-                    FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
+                    LineLogHandler.say(.error, text, plain: "mailfunnel: error: \(text)")
                     worst = worse(worst, status)
                     // What the account did before the error is committed: say so, beside the error.
                     var done = transfer.summary
@@ -271,7 +279,7 @@ extension Mailfunnel {
             if let would = s.wouldDeliver { line += ", \(would) would be delivered (dry run)" }
             line += String(format: ", %@ in %.2f s (%.0f msg/s)", formatBytes(s.bytes), s.seconds, rate)
             if s.errors != nil { line += "; stopped by the error above" }
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            LineLogHandler.say(.notice, line, plain: line)
         }
     }
 }

@@ -1,10 +1,25 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// One log line per event on stderr, as logfmt (`time=… level=info account=orange msg="…"`) or
 /// JSON, for log collectors. Metadata (the account name and the like) becomes fields.
 struct LineLogHandler: LogHandler {
-    enum Format: String, CaseIterable { case logfmt, json }
+    enum Format: String, CaseIterable, Sendable { case logfmt, json }
+
+    /// The format `--log-format` chose, once logging is set up; nil for text.
+    static let chosen = Mutex<Format?>(nil)
+
+    /// A line the command itself prints on stderr (its final error, its summary): in the chosen
+    /// format, so a log collector reads every line of a run; as `text` when there is none.
+    static func say(_ level: Logger.Level, _ text: String, plain: String) {
+        guard let format = chosen.withLock({ $0 }) else {
+            FileHandle.standardError.write(Data((plain + "\n").utf8))
+            return
+        }
+        LineLogHandler(label: "mailfunnel", format: format, logLevel: level)
+            .log(level: level, message: "\(text)", metadata: nil, source: "mailfunnel", file: #fileID, function: #function, line: #line)
+    }
 
     let label: String
     let format: Format

@@ -17,10 +17,12 @@ struct Mailfunnel: AsyncParsableCommand {
         commandName: "mailfunnel",
         abstract: "Gather mail from old POP3/IMAP accounts, mbox files and Maildirs into one mailbox, each message exactly once.",
         discussion: """
-            Every message handled is recorded in a SQLite ledger, so nothing is delivered twice, even across
-            crashes and re-runs, and nothing is deleted at the source before its delivery is on disk.
-            Exit status: 0 done, 64 usage, 65 bad message data, 66 source missing, 69 server unavailable,
-            75 temporary failure (run again), 76 protocol error, 77 authentication refused, 78 configuration error.
+            Every message handled is recorded in a SQLite ledger, so nothing is delivered twice, even \
+            across crashes and re-runs, and nothing is deleted at the source before its delivery is on disk.
+
+            Exit status: 0 done, 64 usage, 65 bad message data, 66 source missing, 69 server \
+            unavailable, 75 temporary failure (run again), 76 protocol error, 77 authentication \
+            refused, 78 configuration error.
             """,
         version: "0.1.0",
         subcommands: [Import.self, Run.self, Check.self, Status.self]
@@ -52,7 +54,7 @@ private func limitMallocArenas() {
 
 /// Options every command shares.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The ledger database (default: $XDG_DATA_HOME/mailfunnel/ledger.sqlite).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The ledger database (default: $XDG_DATA_HOME/mailfunnel/ledger.sqlite).", valueName: "path"), completion: .file())
     var ledger: String?
 
     @Flag(name: .shortAndLong, help: "More detail on stderr (-vv for a trace).")
@@ -61,19 +63,38 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("How log lines look on stderr: text, logfmt or json.", valueName: "format"))
+    @Option(name: .long, help: ArgumentHelp("How log lines look on stderr: text, logfmt or json.", valueName: "format"),
+            completion: .list(["text", "logfmt", "json"]))
     var logFormat: String = "text"
 
     func validate() throws {
+        if let name = Self.repeatedOption(in: CommandLine.arguments) {
+            throw ValidationError("\(name) is given more than once; give it once (only --account and -v repeat)")
+        }
         guard logFormat == "text" || LineLogHandler.Format(rawValue: logFormat) != nil else {
             throw ValidationError("--log-format must be text, logfmt or json, not '\(logFormat)'")
         }
+    }
+
+    /// An option given twice would silently take its last value (a second --target-password-file,
+    /// say), so it is refused. Only --account and --verbose add up.
+    static func repeatedOption(in arguments: [String]) -> String? {
+        var seen: Set<String> = []
+        for argument in arguments.dropFirst() {
+            if argument == "--" { break }
+            guard argument.hasPrefix("--") else { continue }
+            let name = String(argument.split(separator: "=", maxSplits: 1)[0])
+            if name == "--account" || name == "--verbose" { continue }
+            if !seen.insert(name).inserted { return name }
+        }
+        return nil
     }
 
     /// - Parameter daemon: the daemon reports each account's passes at `info` by default.
     func bootstrapLogging(daemon: Bool = false) {
         let level: Logger.Level = quiet ? .error : verbose >= 2 ? .trace : verbose == 1 ? .debug : daemon ? .info : .notice
         let format = LineLogHandler.Format(rawValue: logFormat)
+        LineLogHandler.chosen.withLock { $0 = format }
         LoggingSystem.bootstrap { label in
             if let format { return LineLogHandler(label: label, format: format, logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
@@ -86,6 +107,6 @@ struct CommonOptions: ParsableArguments {
 /// Prints `error` the way a person needs it and returns the exit status it maps to.
 func report(_ error: Error) -> ExitStatus {
     let (status, text) = describeFailure(error)
-    FileHandle.standardError.write(Data("mailfunnel: error: \(text)\n".utf8))
+    LineLogHandler.say(.error, text, plain: "mailfunnel: error: \(text)")
     return status
 }

@@ -15,15 +15,17 @@ extension Mailfunnel {
         static let configuration = CommandConfiguration(
             abstract: "The daemon: keep gathering mail from every configured account (polling, or IMAP IDLE push).",
             discussion: """
-                Each account runs a pass, then waits: its poll_interval (with jitter), a growing backoff after a
-                failure, or IDLE until new mail when idle = true. SIGTERM or SIGINT stop it within a batch, with
-                the ledger consistent, and it exits 0. SIGHUP re-reads the config: accounts added, removed or changed take
-                effect without a restart; a file that does not load is reported and the running one stays.
+                Each account runs a pass, then waits: its poll_interval (with jitter), a growing backoff \
+                after a failure, or IDLE until new mail when idle = true.
+
+                SIGTERM or SIGINT stop it within a batch, with the ledger consistent, and it exits 0. \
+                SIGHUP re-reads the config: accounts added, removed or changed take effect without a \
+                restart; a file that does not load is reported and the running one stays. \
                 `mailfunnel status` shows each account's runs meanwhile.
                 """
         )
 
-        @Option(name: .long, help: ArgumentHelp("The TOML config file.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("The TOML config file.", valueName: "file"), completion: .file(extensions: ["toml"]))
         var config: String
 
         @OptionGroup var common: CommonOptions

@@ -12,7 +12,7 @@ extension Mailfunnel {
             abstract: "Show each account's messages by state, its last run and its last error, from the ledger."
         )
 
-        @Option(name: .long, help: ArgumentHelp("Take the ledger path from this config file.", valueName: "file"))
+        @Option(name: .long, help: ArgumentHelp("Take the ledger path from this config file.", valueName: "file"), completion: .file(extensions: ["toml"]))
         var config: String?
 
         @Flag(name: .long, help: "Print JSON instead of a table.")

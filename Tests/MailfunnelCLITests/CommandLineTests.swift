@@ -101,6 +101,49 @@ struct CommandLineTests {
         #expect(table.stdout.contains("delivered 41"))
     }
 
+    /// At 80 columns every help text is wrapped once, as ArgumentParser does (at 79): no line
+    /// broken before the next word would have had to go (text wrapped by hand and again by the
+    /// parser). The usage line is not wrapped.
+    @Test(arguments: [["--help"], ["import", "--help"], ["run", "--help"], ["check", "--help"], ["status", "--help"]])
+    func helpIsWrappedOnceAt80Columns(_ arguments: [String]) throws {
+        let r = try run(arguments, environment: ["COLUMNS": "80"])
+        #expect(r.status == 0)
+        let lines = r.stdout.components(separatedBy: "\n")
+        for (i, line) in lines.enumerated() {
+            guard !line.hasPrefix("USAGE") else { continue }
+            #expect(line.count <= 79, "too long: \(line)")
+            guard i + 1 < lines.count, !line.isEmpty, !line.hasPrefix(" ") else { continue }
+            let next = lines[i + 1]
+            guard let word = next.split(separator: " ").first, !next.hasPrefix(" "), !next.hasSuffix(":"), !next.hasPrefix("USAGE") else { continue }
+            #expect(line.count + 1 + word.count > 79, "broken early: '\(line)' / '\(next)'")
+        }
+    }
+
+    /// With --log-format json every line on stderr is JSON, the final error and summary too.
+    @Test func withJSONLogsEveryLineIsJSON() throws {
+        let dir = try tempDir()
+        let r = try run(["import", "mbox:\(dir)/nowhere.mbox", "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite", "--log-format", "json"])
+        #expect(r.status == 66, "stderr: \(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+        #expect(lines.contains { $0.contains("\"level\":\"error\"") && $0.contains("cannot open") }, "stderr: \(r.stderr)")
+    }
+
+    /// An option given twice is refused, not silently the last one.
+    @Test func aRepeatedOptionIsRefused() throws {
+        let r = try run(["import", "mbox:/nowhere.mbox", "maildir:/nowhere", "--target-password-file", "a",
+                         "--target-password-file=b"])
+        #expect(r.status == 64, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("--target-password-file is given more than once"), "stderr: \(r.stderr)")
+        let accounts = try run(["import", "--config", "/nowhere.toml", "--account", "a", "--account", "b"])
+        #expect(!accounts.stderr.contains("more than once"), "stderr: \(accounts.stderr)")
+        let bash = try String(contentsOfFile: Self.packageRoot.appendingPathComponent("contrib/completions/mailfunnel.bash").path, encoding: .utf8)
+        #expect(bash.contains("'keep'$'\\n''mark-seen'$'\\n''delete'"), "option values are completed")
+    }
+
     /// contrib/completions are generated from the command line itself; regenerate them with
     /// contrib/make-completions when an option changes.
     @Test(arguments: [("bash", "mailfunnel.bash"), ("zsh", "_mailfunnel"), ("fish", "mailfunnel.fish")])

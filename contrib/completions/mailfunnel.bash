@@ -194,12 +194,14 @@ _mailfunnel_import() {
     # Offer option value completions
     case "${prev}" in
     '--config')
+        __mailfunnel_add_completions -o plusdirs -fX '!*.@(toml)'
         return
         ;;
     '--account')
         return
         ;;
     '--after-delivery')
+        __mailfunnel_add_completions -W 'keep'$'\n''mark-seen'$'\n''delete'
         return
         ;;
     '--into')
@@ -209,21 +211,25 @@ _mailfunnel_import() {
         return
         ;;
     '--source-password-file')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--source-password-command')
         return
         ;;
     '--target-password-file')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--target-password-command')
         return
         ;;
     '--ca-file')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--tls')
+        __mailfunnel_add_completions -W 'starttls'$'\n''none'
         return
         ;;
     '--envelope-to')
@@ -239,9 +245,11 @@ _mailfunnel_import() {
         return
         ;;
     '--ledger')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--log-format')
+        __mailfunnel_add_completions -W 'text'$'\n''logfmt'$'\n''json'
         return
         ;;
     esac
@@ -257,12 +265,15 @@ _mailfunnel_run() {
     # Offer option value completions
     case "${prev}" in
     '--config')
+        __mailfunnel_add_completions -o plusdirs -fX '!*.@(toml)'
         return
         ;;
     '--ledger')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--log-format')
+        __mailfunnel_add_completions -W 'text'$'\n''logfmt'$'\n''json'
         return
         ;;
     esac
@@ -278,12 +289,15 @@ _mailfunnel_check() {
     # Offer option value completions
     case "${prev}" in
     '--config')
+        __mailfunnel_add_completions -o plusdirs -fX '!*.@(toml)'
         return
         ;;
     '--ledger')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--log-format')
+        __mailfunnel_add_completions -W 'text'$'\n''logfmt'$'\n''json'
         return
         ;;
     esac
@@ -299,12 +313,15 @@ _mailfunnel_status() {
     # Offer option value completions
     case "${prev}" in
     '--config')
+        __mailfunnel_add_completions -o plusdirs -fX '!*.@(toml)'
         return
         ;;
     '--ledger')
+        __mailfunnel_add_completions -f
         return
         ;;
     '--log-format')
+        __mailfunnel_add_completions -W 'text'$'\n''logfmt'$'\n''json'
         return
         ;;
     esac

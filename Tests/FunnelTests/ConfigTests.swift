@@ -139,6 +139,10 @@ struct ConfigTests {
         // Found by FuzzConfig: a triple quote in a comment was taken to open a multi-line string.
         BadConfig(name: "table header after a comment with a triple quote", text: "#\"\"\"@\n    [$\t\r\ts t\n", line: 2, key: nil,
                   says: "a table header is a name in brackets"),
+        // Found by FuzzConfig: toml++ asserts on a date followed by a blank and a digit.
+        BadConfig(name: "a date", text: "[targets.t]\nurl = \"maildir:/m\"\ntimeout = 1999-06-01 0\n", line: 3, key: nil,
+                  says: "a date, and no setting takes one"),
+        BadConfig(name: "a date in an array", text: "x = [1, 1999-06-01 0]\n", line: 1, key: nil, says: "a date, and no setting takes one"),
         BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",

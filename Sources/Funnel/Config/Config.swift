@@ -105,9 +105,14 @@ public struct Config: Sendable {
             throw FunnelError.config(file: file, line: line, key: nil,
                                      message: "not valid TOML: a table header is a name in brackets, such as [targets.home] or [[accounts]]")
         }
-        if let line = TOMLPrecheck.braceInArrayLine(text) {
+        switch TOMLPrecheck.valueProblem(text) {
+        case let (line, .braceInArray)?:
             throw FunnelError.config(file: file, line: line, key: nil,
                                      message: "not valid TOML: an array is values in brackets, such as [\"PLAIN\", \"LOGIN\"]; a '}' cannot close one")
+        case let (line, .date)?:
+            throw FunnelError.config(file: file, line: line, key: nil,
+                                     message: "a date, and no setting takes one; durations and names are quoted text, such as \"30d\"")
+        case nil: break
         }
         let root: TOMLTable
         do {

@@ -105,12 +105,22 @@ enum TOMLPrecheck {
         }
     }
 
-    /// The line (from 1) where an array's value would begin with `}`, outside strings and comments.
-    static func braceInArrayLine(_ text: String) -> Int? {
+    /// What toml++ asserts on in a value, rather than reporting it.
+    enum ValueProblem: Equatable {
+        /// An array's next value would begin with `}`.
+        case braceInArray
+        /// A date (`1999-06-01 0` made it assert). No config key takes one.
+        case date
+    }
+
+    /// The first line (from 1) where a value is one toml++ cannot be given, outside strings and
+    /// comments, and what is wrong with it.
+    static func valueProblem(_ text: String) -> (line: Int, problem: ValueProblem)? {
         let b = Array(withoutBOM(text).utf8)
         var line = 1, i = 0
         var open: [UInt8] = []  // the brackets and braces of the values being read
         var expectValue = false  // just after an array's `[` or one of its commas
+        var valueStart = false  // just after `=`, or where an array's value begins
         var lineStart = true
         func has(_ s: String, at j: Int) -> Bool {
             let n = Array(s.utf8)
@@ -130,8 +140,12 @@ enum TOMLPrecheck {
                 continue
             }
             lineStart = false
-            if expectValue && c == UInt8(ascii: "}") { return line }
+            if expectValue && c == UInt8(ascii: "}") { return (line, .braceInArray) }
+            if valueStart, i + 4 < b.count, b[i..<i + 4].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), b[i + 4] == UInt8(ascii: "-") {
+                return (line, .date)
+            }
             expectValue = false
+            valueStart = false
             switch c {
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 let multi = has(c == UInt8(ascii: "'") ? "'''" : "\"\"\"", at: i)
@@ -153,10 +167,11 @@ enum TOMLPrecheck {
                     i += 1
                 }
                 continue
-            case UInt8(ascii: "["): open.append(c); expectValue = true
+            case UInt8(ascii: "["): open.append(c); expectValue = true; valueStart = true
             case UInt8(ascii: "{"): open.append(c)
             case UInt8(ascii: "]"), UInt8(ascii: "}"): _ = open.popLast()
-            case UInt8(ascii: ","): expectValue = open.last == UInt8(ascii: "[")
+            case UInt8(ascii: ","): expectValue = open.last == UInt8(ascii: "["); valueStart = expectValue
+            case UInt8(ascii: "="): valueStart = true
             default: break
             }
             i += 1

@@ -132,6 +132,22 @@ struct CommandLineTests {
         #expect(lines.contains { $0.contains("\"level\":\"error\"") && $0.contains("cannot open") }, "stderr: \(r.stderr)")
     }
 
+    /// contrib/man has a page per command that names every option its --help does; regenerate
+    /// them with contrib/make-man when an option changes.
+    @Test(arguments: ["import", "run", "check", "status"])
+    func theManPagesNameEveryOption(_ command: String) throws {
+        let help = try run([command, "--help"]).stdout
+        let page = try String(contentsOfFile: Self.packageRoot.appendingPathComponent("contrib/man/mailfunnel.\(command).1").path,
+                              encoding: .utf8)
+        let options = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
+            .filter { $0.hasPrefix("--") && $0.count > 2 }
+            .map { "--" + String($0.dropFirst(2).prefix { $0.isLetter || $0.isNumber || $0 == "-" }) })
+        #expect(!options.isEmpty)
+        for option in options.sorted() where option != "--help" && option != "--version" {
+            #expect(page.contains("Fl -\(option.dropFirst(2))"), "contrib/man/mailfunnel.\(command).1 lacks \(option): run contrib/make-man")
+        }
+    }
+
     /// An option given twice is refused, not silently the last one.
     @Test func aRepeatedOptionIsRefused() throws {
         let r = try run(["import", "mbox:/nowhere.mbox", "maildir:/nowhere", "--target-password-file", "a",

@@ -172,6 +172,24 @@ extension Dovecot {
         await dst.logout()
     }
 
+    /// -vv traces the conversation as its wire lines, both ways, without the password.
+    @Test func aTraceShowsTheWireLines() async throws {
+        let dir = try workDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try await servers.client("source")
+        try await src.seed("INBOX", imapMessages(2, tag: "trace"))
+        await src.logout()
+        let r = try mailfunnel(["import", try imaps("source"), "maildir:\(dir)/M", "--ledger", "\(dir)/l.sqlite", "-vv",
+                                "--ca-file", servers.caFile, "--source-password-file", try servers.passwordFile("source", in: dir)])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("S: * OK [CAPABILITY IMAP4rev1"), "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("S: * 2 EXISTS"))
+        #expect(r.stderr.contains(" <redacted>"))
+        #expect(r.stderr.range(of: #"S: \* \d+ FETCH \(.*\{\d+\} <\d+ bytes>"#, options: .regularExpression) != nil, "stderr: \(r.stderr)")
+        #expect(!r.stderr.contains("untagged("))
+        #expect(!r.stderr.contains(servers.password("source")))
+    }
+
     @Test func deleteAfterDeliveryExpungesOnlyWhatWasDelivered() async throws {
         let dir = try workDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

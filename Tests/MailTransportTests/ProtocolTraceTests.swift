@@ -14,3 +14,14 @@ struct ProtocolTraceTests {
         #expect(!ProtocolTrace.redact(line).contains("hunter"))
     }
 }
+
+/// The server's side of a POP3 trace reads as the lines it sent.
+struct POP3TraceTests {
+    @Test func eventsReadAsTheirLines() {
+        #expect(POP3Client.wireText(.ok("Dovecot ready.")) == "+OK Dovecot ready.")
+        #expect(POP3Client.wireText(.ok("")) == "+OK")
+        #expect(POP3Client.wireText(.err(code: "IN-USE", text: "locked")) == "-ERR [IN-USE] locked")
+        #expect(POP3Client.wireText(.line("UIDL")) == "UIDL")
+        #expect(POP3Client.wireText(.end) == ".")
+    }
+}

@@ -46,6 +46,7 @@ extension IMAPClient {
         if let c = try step() { return c }
         var done: Collected?
         try await connection.consumeReads { more in
+            self.traceRead(more)
             self.buffer.absorb(&more)
             done = try step()
             if done == nil { self.buffer.releaseIfParsed() }

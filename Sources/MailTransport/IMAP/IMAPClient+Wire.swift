@@ -58,7 +58,6 @@ extension IMAPClient {
         switch u {
         case let .capability(caps): setCapabilities(caps)
         case let .exists(n): lastExists = n; selected?.exists = n
-        case let .status(.bye, _, text): trace.server("* BYE \(text)")
         default: break
         }
     }
@@ -164,6 +163,7 @@ extension IMAPClient {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)
             }
             if more.readableBytes == 0 { return nil }
+            traceRead(more)
             buffer.absorb(&more)
         }
     }
@@ -173,7 +173,6 @@ extension IMAPClient {
     func parseBuffered() throws -> IMAPResponseEvent? {
         do {
             guard let event = try parser.next(&buffer) else { return nil }
-            if trace.isEnabled { traceEvent(event) }
             return event
         } catch let error as IMAPParseError {
             connection.closeNow()
@@ -189,14 +188,14 @@ extension IMAPClient {
             guard var more = try await connection.read() else {
                 throw TransportError.closedByPeer(endpoint: endpoint.description)
             }
+            traceRead(more)
             buffer.absorb(&more)
         }
     }
 
-    func traceEvent(_ event: IMAPResponseEvent) {
-        switch event {
-        case let .fetchBodyBytes(b): trace.server("<\(b.readableBytes) bytes of message>")
-        default: trace.server("\(event)")
-        }
+    /// What the server sent, in the trace as the lines it was (`-vv`).
+    func traceRead(_ bytes: ByteBuffer) {
+        guard trace.isEnabled else { return }
+        serverLines.feed(bytes.readableBytesView) { trace.server($0) }
     }
 }

@@ -9,6 +9,8 @@ public final class IMAPClient {
     let connection: MailConnection
     var parser: IMAPResponseParser
     var buffer = ByteBuffer()
+    /// The server's lines as the trace shows them (`-vv`).
+    var serverLines = IMAPTraceLines()
     var tagNumber = 0
     var trace: ProtocolTrace
     public internal(set) var capabilities: [String] = [] {

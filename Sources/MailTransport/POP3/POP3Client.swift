@@ -255,14 +255,24 @@ public final class POP3Client {
         try await connection.write(Array((line + "\r\n").utf8))
     }
 
+    /// An event as the line the server sent, for the trace (`-vv`); a message's bytes as their count.
+    static func wireText(_ event: POP3Event) -> String {
+        switch event {
+        case let .ok(text): return text.isEmpty ? "+OK" : "+OK \(text)"
+        case let .err(code, text): return "-ERR" + (code.map { " [\($0)]" } ?? "") + (text.isEmpty ? "" : " \(text)")
+        case let .challenge(text): return "+ \(text)"
+        case let .line(line): return line.description
+        case let .bodyBytes(b): return "<\(b.readableBytes) bytes of message>"
+        case .end: return "."
+        }
+    }
+
     /// The next event of what is buffered, or nil; a reply that breaks the protocol closes the
     /// connection.
     private func parseBuffered() throws -> POP3Event? {
         do {
             guard let event = try parser.next(&buffer) else { return nil }
-            if trace.isEnabled {
-                if case let .bodyBytes(b) = event { trace.server("<\(b.readableBytes) bytes of message>") } else { trace.server("\(event)") }
-            }
+            if trace.isEnabled { trace.server(Self.wireText(event)) }
             return event
         } catch let e as POP3ResponseParser.ParseError {
             connection.closeNow()

@@ -110,7 +110,9 @@ public struct SplitMix {
 
 /// Waits, a bounded while, until `condition` holds; throws when it never does.
 public func waitUntil(_ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(10)
+    // Generous: tests that wait on child processes can hold the cooperative threads of a loaded
+    // two-core machine for seconds.
+    let deadline = ContinuousClock.now + .seconds(30)
     while !condition() {
         guard ContinuousClock.now < deadline else { throw TimedOut() }
         try await Task.sleep(for: .milliseconds(1))

@@ -143,6 +143,13 @@ struct ConfigTests {
         BadConfig(name: "a date", text: "[targets.t]\nurl = \"maildir:/m\"\ntimeout = 1999-06-01 0\n", line: 3, key: nil,
                   says: "a date, and no setting takes one"),
         BadConfig(name: "a date in an array", text: "x = [1, 1999-06-01 0]\n", line: 1, key: nil, says: "a date, and no setting takes one"),
+        // Found by FuzzConfig: toml++ takes U+0085 and U+2028 for line ends and asserts in an array.
+        BadConfig(name: "a Unicode line break in an array", text: "[targets.t]\nauth_mechanisms = [\u{85}]\n", line: 2, key: nil,
+                  says: "a character TOML allows only inside quotes"),
+        BadConfig(name: "a line separator in an array", text: "x = [ \u{2028} ]\n", line: 1, key: nil,
+                  says: "a character TOML allows only inside quotes"),
+        BadConfig(name: "a key not in ASCII", text: "[targets.t]\nclé = \"x\"\n", line: 2, key: nil,
+                  says: "a character TOML allows only inside quotes"),
         BadConfig(name: "timeout not a duration", text: "[targets.t]\nurl = \"imaps://me@host\"\ntimeout = \"soon\"\n",
                   line: 3, key: "targets.t.timeout", says: "'soon' is not a duration"),
         BadConfig(name: "timeout under a second", text: "[targets.t]\nurl = \"maildir:/m\"\n[[accounts]]\nname = \"a\"\nsource = \"imaps://u@h\"\ntarget = \"t\"\ntimeout = \"0s\"\n",

@@ -112,6 +112,9 @@ public struct Config: Sendable {
         case let (line, .date)?:
             throw FunnelError.config(file: file, line: line, key: nil,
                                      message: "a date, and no setting takes one; durations and names are quoted text, such as \"30d\"")
+        case let (line, .outsideQuotes)?:
+            throw FunnelError.config(file: file, line: line, key: nil,
+                                     message: "not valid TOML: a character TOML allows only inside quotes or in a comment (a name or value that is not plain ASCII is written in quotes)")
         case nil: break
         }
         let root: TOMLTable

@@ -111,6 +111,10 @@ enum TOMLPrecheck {
         case braceInArray
         /// A date (`1999-06-01 0` made it assert). No config key takes one.
         case date
+        /// A character TOML allows only in strings and comments: anything not ASCII (U+0085 and
+        /// U+2028, which toml++ takes for line ends, made it assert in an array), or a control
+        /// character other than tab.
+        case outsideQuotes
     }
 
     /// The first line (from 1) where a value is one toml++ cannot be given, outside strings and
@@ -140,6 +144,7 @@ enum TOMLPrecheck {
                 continue
             }
             lineStart = false
+            if c >= 0x80 || (c < 0x20 && c != 0x09) || c == 0x7F { return (line, .outsideQuotes) }
             if expectValue && c == UInt8(ascii: "}") { return (line, .braceInArray) }
             if valueStart, i + 4 < b.count, b[i..<i + 4].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), b[i + 4] == UInt8(ascii: "-") {
                 return (line, .date)

@@ -28,7 +28,7 @@ public struct AccountLocks: Sendable {
             throw FunnelError.busy(account: name, holder: Self.holder(fd))
         }
         // Who holds it, for the run that finds it taken; written only once the lock is ours.
-        let note = "pid \(getpid()) (\(command), since \(ISO8601DateFormatter().string(from: Date())))\n"
+        let note = "pid \(getpid()) (\(command), since \(Self.utcNow()))\n"
         _ = ftruncate(fd, 0)
         _ = note.withCString { pwrite(fd, $0, strlen($0), 0) }
         return AccountLock(fd: fd)
@@ -59,6 +59,17 @@ public struct AccountLocks: Sendable {
             guard errno == EINTR else { throw FunnelError.io(path: file, operation: "lock", errno: errno) }
         }
         return try body()
+    }
+
+    /// The time as ISO 8601 in UTC, by strftime: Foundation's formatters load ICU's tables, some
+    /// 5 MB of memory for one timestamp.
+    static func utcNow() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The lock file of an account: named by a digest, since an account identity is a URL.

@@ -248,6 +248,9 @@ struct ConfigTests {
     }
 
     @Test func durations() {
+        // Found by FuzzConfig: days that overflow in seconds trapped the process.
+        #expect(parseDuration("6887739074256335303d") == nil)
+        #expect(parseDuration("9223372036854775807s") == .seconds(Int64.max))
         #expect(parseDuration("90s") == .seconds(90))
         #expect(parseDuration("5m") == .seconds(300))
         #expect(parseDuration("2h") == .seconds(7200))

@@ -335,8 +335,9 @@ public func parseDuration(_ text: String) -> Duration? {
     case "w": unit = 7 * 86400; number.removeLast()
     default: unit = 1
     }
-    guard let n = Int64(number), n >= 0 else { return nil }
-    return .seconds(n * unit)
+    // A count of days that overflows in seconds is no duration (it trapped the process).
+    guard let n = Int64(number), n >= 0, case let (seconds, false) = n.multipliedReportingOverflow(by: unit) else { return nil }
+    return .seconds(seconds)
 }
 
 /// Levenshtein distance, for "did you mean" on unknown keys.

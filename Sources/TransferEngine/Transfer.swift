@@ -249,7 +249,7 @@ public final class Transfer {
 
 extension Transfer {
     /// Messages whose listed size (RFC822.SIZE, POP3 LIST) is over the target's limit are skipped
-    /// before they are fetched: a 50 MB body is not downloaded to be refused. The target's session
+    /// before they are fetched: a large body is not downloaded to be refused. The target's session
     /// is opened for it, as the limit is known only then and delivery needs it anyway.
     func skipOverLimit(_ deliver: inout [ListedMessage], mailbox: String, uidValidity: UInt32) async throws {
         guard deliver.contains(where: { $0.size != nil }) else { return }

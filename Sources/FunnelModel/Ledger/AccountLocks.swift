@@ -61,8 +61,8 @@ public struct AccountLocks: Sendable {
         return try body()
     }
 
-    /// The time as ISO 8601 in UTC, by strftime: Foundation's formatters load ICU's tables, some
-    /// 5 MB of memory for one timestamp.
+    /// The time as ISO 8601 in UTC, by strftime: Foundation's formatters load ICU's tables, which
+    /// cost every run their memory for one timestamp (docs/PERFORMANCE.md).
     static func utcNow() -> String {
         var now = time(nil)
         var parts = tm()
